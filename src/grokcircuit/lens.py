@@ -1,0 +1,136 @@
+"""Exact match and the batched logit lens (paper §7; reference code §4).
+
+`run_lens(model, queries)` decodes every recorded stage at every token position through the model's own
+`decode` (the TRM's head directly, as the reference; the looped model's final LayerNorm + head), for thousands of
+queries per batched pass, and keeps the top-1 token and the ranks of the bridge and the target.
+"Bridge found" is the paper's rule: the bridge is top-1 at any stage and any position. Because the TRM's Init
+stage shows the same token at every position, it is also reported with Init excluded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data import Items
+from .encode import bridge_token, encode, entity_token
+
+EVAL_BATCH = 2048
+
+
+@dataclass
+class Queries:
+    """Items encoded for one model, with their bridge and target tokens."""
+
+    items: Items
+    tokens: torch.Tensor  # (N, T)
+    labels: torch.Tensor  # (N, T)
+    bridge: torch.Tensor  # (N,) PAD for atomic queries
+    target: torch.Tensor  # (N,)
+
+    @staticmethod
+    def build(items: Items, layout: str, entities: int, relations: int, device: str = "cpu") -> "Queries":
+        tokens, labels = encode(items, layout, entities, relations)
+        as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        return Queries(items, as_t(tokens), as_t(labels), as_t(bridge_token(items, entities)),
+                       as_t(entity_token(items.t, entities)))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass
+class LensResult:
+    stages: list[str]
+    top1: np.ndarray  # (S, N, T) top-1 token per stage and position
+    bridge_rank: np.ndarray  # (S, N, T) 0 = the bridge is top-1
+    target_rank: np.ndarray  # (S, N, T)
+
+    def bridge_hits(self) -> np.ndarray:
+        return self.bridge_rank == 0
+
+    def target_hits(self) -> np.ndarray:
+        return self.target_rank == 0
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+@torch.no_grad()
+def exact_match(model: torch.nn.Module, q: Queries) -> np.ndarray:
+    """Per query: every labelled slot is predicted exactly (the reference's rule)."""
+    model.eval()
+    out = []
+    for i in range(0, len(q), EVAL_BATCH):
+        tokens, labels = q.tokens[i:i + EVAL_BATCH], q.labels[i:i + EVAL_BATCH]
+        with _autocast(tokens.device):
+            pred = model(tokens).logits.argmax(-1)
+        out.append(((pred == labels) | (labels == 0)).all(-1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=bool)
+
+
+def _rank(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """(B, T, V), (B,) -> (B, T): how many tokens score strictly above `token`."""
+    ref = logits.gather(-1, token.view(-1, 1, 1).expand(-1, logits.shape[1], 1))
+    return (logits > ref).sum(-1)
+
+
+@torch.no_grad()
+def run_lens(model: torch.nn.Module, q: Queries) -> LensResult:
+    """Top-1 and bridge/target ranks at every stage and position, batched."""
+    model.eval()
+    top1, b_rank, t_rank, stages = [], [], [], None
+    for i in range(0, len(q), EVAL_BATCH):
+        sl = slice(i, i + EVAL_BATCH)
+        with _autocast(q.tokens.device):
+            trace = model(q.tokens[sl], trace=True).trace
+            stages = list(trace)
+            z = torch.stack(list(trace.values()))  # (S, B, T, D)
+            logits = model.decode(z).float()  # (S, B, T, V)
+        S, B, T, V = logits.shape
+        flat = logits.reshape(S * B, T, V)
+        top1.append(logits.argmax(-1).cpu())
+        b_rank.append(_rank(flat, q.bridge[sl].repeat(S)).view(S, B, T).cpu())
+        t_rank.append(_rank(flat, q.target[sl].repeat(S)).view(S, B, T).cpu())
+    cat = lambda xs: torch.cat(xs, dim=1).numpy()  # noqa: E731
+    return LensResult(stages or [], cat(top1), cat(b_rank), cat(t_rank))
+
+
+def bridge_found(res: LensResult, exclude_init: bool = False) -> np.ndarray:
+    """Per query: the bridge is top-1 at any stage and position (the paper's "Bridge Found")."""
+    hits = res.bridge_hits()
+    if exclude_init:
+        hits = hits[1:]
+    return hits.any(axis=(0, 2))
+
+
+def target_found(res: LensResult) -> np.ndarray:
+    """Per query: the answer is top-1 at any stage and position (the reference's "Final Answer" curve)."""
+    return res.target_hits().any(axis=(0, 2))
+
+
+def lens_metrics(res: LensResult) -> dict[str, float]:
+    """Rates for one query set: found anywhere, found after Init, and per stage (any position)."""
+    out = {
+        "bridge_found": float(bridge_found(res).mean()),
+        "bridge_found_post_init": float(bridge_found(res, exclude_init=True).mean()),
+        "target_found": float(target_found(res).mean()),
+    }
+    per_stage = res.bridge_hits().any(axis=2).mean(axis=1)
+    out.update({f"bridge@{s}": float(v) for s, v in zip(res.stages, per_stage)})
+    return out
+
+
+def lens_frame(res: LensResult, items: Items) -> "pd.DataFrame":  # noqa: F821
+    """Tidy frame: one row per (query, stage, position) with the top-1 token and bridge/target hits."""
+    import pandas as pd
+
+    S, N, T = res.top1.shape
+    q, s, p = np.meshgrid(np.arange(N), np.arange(S), np.arange(T), indexing="xy")
+    q, s, p = q.transpose(1, 0, 2), s.transpose(1, 0, 2), p.transpose(1, 0, 2)
+    return pd.DataFrame({
+        "query": q.ravel(), "stage": np.asarray(res.stages)[s.ravel()], "position": p.ravel(),
+        "top1": res.top1.ravel(), "is_bridge": res.bridge_hits().ravel(), "is_target": res.target_hits().ravel(),
+    })

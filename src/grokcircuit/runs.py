@@ -1,0 +1,177 @@
+"""The run store: the only module that knows where files live.
+
+A run lives in `<root>/<run_id>/`, where run_id is the hash of its config (`config.run_id`) and root is
+`$GROKCIRCUIT_RUNS`, else `runs/` at the repository root (or the working directory when installed elsewhere).
+- `config.json`   the full config; a folder whose config does not match its name is refused.
+- `checkpoint.pt` model, EMA, optimizer, step, RNG states and every metric row so far; rewritten at each
+                  evaluation with a temp file + rename, so a kill leaves the previous one intact.
+- `metrics.csv`   tidy rows (step, split, metric, value), rewritten from the checkpoint.
+- `ema_<step>.pt` EMA weights at each evaluation (when snapshots are on), for analyses along the run.
+- `status.json`   {"finished": bool, "step": int}.
+Checkpoints load with `weights_only=True`. A truncated or mismatched file raises `RunCorrupted`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .config import RunConfig, from_dict, to_dict
+
+COLUMNS = ["step", "split", "metric", "value"]
+
+
+class RunCorrupted(RuntimeError):
+    """A run folder whose files are unreadable or do not belong to its config."""
+
+
+def runs_root() -> Path:
+    env = os.environ.get("GROKCIRCUIT_RUNS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    return repo / "runs" if (repo / "pyproject.toml").exists() else Path.cwd() / "runs"
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
+class Run:
+    """One run folder."""
+
+    def __init__(self, cfg: RunConfig, root: Path | None = None):
+        self.cfg = cfg
+        self.id = cfg.run_id
+        self.dir = (root or runs_root()) / self.id
+
+    def __repr__(self) -> str:
+        return f"Run({self.id}, {self.cfg.data.regime}, {self.status()})"
+
+    # -- identity
+    def create(self) -> "Run":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / "config.json"
+        if path.exists():
+            self.check_config()
+        else:
+            _write_text(path, json.dumps(to_dict(self.cfg), indent=2, sort_keys=True))
+        return self
+
+    def check_config(self) -> None:
+        try:
+            stored = from_dict(json.loads((self.dir / "config.json").read_text()))
+        except (OSError, ValueError, TypeError) as exc:
+            raise RunCorrupted(f"run {self.id}: unreadable config.json ({exc}); delete {self.dir} to retrain") from None
+        if stored.run_id != self.id:
+            raise RunCorrupted(f"run {self.id}: config.json describes run {stored.run_id}; delete {self.dir}")
+
+    # -- state
+    def status(self) -> str:
+        """'new', 'partial' or 'finished'."""
+        path = self.dir / "status.json"
+        if not path.exists():
+            return "new"
+        try:
+            return "finished" if json.loads(path.read_text())["finished"] else "partial"
+        except (ValueError, KeyError):
+            return "partial"
+
+    def save_checkpoint(self, state: dict[str, Any], finished: bool) -> None:
+        """Atomically store the training state, then the metrics and status derived from it."""
+        state = {**state, "run_id": self.id, "finished": finished}
+        _atomic_write(self.dir / "checkpoint.pt", lambda p: torch.save(state, p))
+        frame = pd.DataFrame(state["rows"], columns=COLUMNS)
+        _atomic_write(self.dir / "metrics.csv", lambda p: frame.to_csv(p, index=False))
+        _write_text(self.dir / "status.json", json.dumps({"finished": finished, "step": state["step"]}))
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The last saved state, None for a new run; raises `RunCorrupted` when unusable."""
+        path = self.dir / "checkpoint.pt"
+        if not path.exists():
+            if self.status() != "new":
+                raise RunCorrupted(f"run {self.id}: status.json present but checkpoint.pt missing; delete {self.dir}")
+            return None
+        self.check_config()
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated zip, bad pickle, ...
+            raise RunCorrupted(f"run {self.id}: unreadable checkpoint.pt ({type(exc).__name__}); "
+                               f"delete {self.dir} to retrain") from None
+        if state.get("run_id") != self.id:
+            raise RunCorrupted(f"run {self.id}: checkpoint.pt belongs to run {state.get('run_id')}; delete {self.dir}")
+        return state
+
+    def save_snapshot(self, step: int, ema_state: dict[str, torch.Tensor]) -> None:
+        _atomic_write(self.dir / f"ema_{step:08d}.pt", lambda p: torch.save(ema_state, p))
+
+    def snapshot_steps(self) -> list[int]:
+        return sorted(int(p.stem[4:]) for p in self.dir.glob("ema_*.pt"))
+
+    # -- results
+    def metrics(self) -> pd.DataFrame:
+        """Tidy metrics (step, split, metric, value), from the checkpoint so they match the weights."""
+        state = self.load_checkpoint()
+        if state is None:
+            return pd.DataFrame(columns=COLUMNS)
+        return pd.DataFrame(state["rows"], columns=COLUMNS)
+
+    def ema_state(self, step: int | None = None) -> dict[str, torch.Tensor]:
+        """EMA weights at the end (step None) or at an evaluation step that has a snapshot."""
+        if step is None:
+            state = self.load_checkpoint()
+            if state is None:
+                raise FileNotFoundError(f"run {self.id} has no checkpoint yet")
+            return state["ema"]
+        path = self.dir / f"ema_{step:08d}.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"run {self.id} has no snapshot at step {step}; have {self.snapshot_steps()}")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise RunCorrupted(f"run {self.id}: unreadable {path.name} ({type(exc).__name__})") from None
+
+    def delete(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def open_run(cfg: RunConfig, root: Path | None = None) -> Run:
+    return Run(cfg.validate(), root).create()
+
+
+def list_runs(root: Path | None = None) -> pd.DataFrame:
+    """One row per run folder: id, status, regime, arch, finetune, last step."""
+    root = root or runs_root()
+    rows = []
+    for cfg_path in sorted(root.glob("*/config.json")) if root.exists() else []:
+        try:
+            cfg = from_dict(json.loads(cfg_path.read_text()))
+            run = Run(cfg, root)
+            status = json.loads((run.dir / "status.json").read_text()) if (run.dir / "status.json").exists() else {}
+            rows.append({"run_id": run.id, "status": run.status(), "regime": cfg.data.regime,
+                         "arch": cfg.model.arch, "finetune": cfg.finetune is not None,
+                         "seed": cfg.train.seed, "step": status.get("step", 0)})
+        except (ValueError, TypeError, OSError) as exc:
+            rows.append({"run_id": cfg_path.parent.name, "status": f"corrupted: {exc}"})
+    return pd.DataFrame(rows)
+
+
+def get_or_train(cfg: RunConfig, progress: bool = True, root: Path | None = None) -> Run:
+    """A finished run for `cfg`: reused when present, else trained (resuming a partial run)."""
+    from .train import train  # the trainer writes through this store
+
+    run = open_run(cfg, root)
+    if run.status() != "finished" or run.load_checkpoint() is None:
+        train(cfg, run, progress=progress)
+    return run

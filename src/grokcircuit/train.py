@@ -1,0 +1,206 @@
+"""Training and evaluation (reference code §3.3-3.4), resumable through the run store.
+
+`train(cfg, run)` builds the task (pretraining data of one regime, or the finetuning set), the model and AdamW
+(betas 0.9/0.95, linear warm-up then constant LR), then loops over epochs of shuffled permutations (the
+permutation of epoch e is a pure function of the seed and e, so a resumed run sees the same batches). The EMA
+weights are evaluated every `eval_every` steps and at the end, and each evaluation is a checkpoint.
+
+Each evaluation logs tidy rows: train loss and epoch; exact match on every probe split; "training accuracy" =
+the mean over id_atomic, ood_atomic and train_inferred (the paper's); and the logit lens rates (bridge found,
+target found, per stage) on the two-hop test splits. Finetuning starts from the base run's final EMA weights
+(trained first when missing) with its own LR, warm-up and length; the control group starts from scratch.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .config import RunConfig
+from .data import Items, choose, make_dataset, vocab_size
+from .encode import encode, layout_of
+from .finetune import build_finetune_set
+from .lens import Queries, exact_match, lens_metrics, run_lens
+from .model import build_model, sequence_loss
+from .runs import Run, get_or_train
+
+TRAIN_ACC_SPLITS = ("id_atomic", "ood_atomic", "train_inferred")
+LENS_SPLITS = ("test_inferred_iid", "test_inferred_ood", "new_old", "old_new", "new_new")
+
+
+@dataclass
+class Task:
+    """What a run trains on and is evaluated on."""
+
+    train: Items
+    probes: dict[str, Items]
+    entities: int
+    relations: int
+
+
+@dataclass
+class Schedule:
+    """Optimisation settings after choosing between pretraining and finetuning."""
+
+    lr: float
+    warmup_steps: int
+    steps: int
+    eval_every: int
+
+
+def build_task(cfg: RunConfig) -> Task:
+    ds = make_dataset(cfg.data)
+    if cfg.finetune is None:
+        return Task(ds.train, ds.probes, cfg.data.entities, cfg.data.relations)
+    fs = build_finetune_set(ds, cfg.finetune)
+    return Task(fs.train, fs.probes, cfg.data.entities, cfg.data.relations)
+
+
+def schedule_of(cfg: RunConfig) -> Schedule:
+    t, f = cfg.train, cfg.finetune
+    if f is None:
+        return Schedule(t.lr, t.warmup_steps, t.steps, t.eval_every)
+    if f.from_scratch:  # the control group uses the pretraining recipe on the finetuning data
+        return Schedule(t.lr, t.warmup_steps, f.steps, f.eval_every)
+    return Schedule(f.lr, f.warmup_steps, f.steps, f.eval_every)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("invalid train.device='cuda': no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_at(step: int, s: Schedule) -> float:
+    """Linear warm-up to `lr` over `warmup_steps`, then constant."""
+    return s.lr * min(1.0, (step + 1) / s.warmup_steps) if s.warmup_steps else s.lr
+
+
+class Batches:
+    """Batch b of epoch e = slice b of a permutation seeded by (seed, e); the last partial batch is dropped."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if batch_size > n:
+            raise ValueError(f"invalid train.batch_size={batch_size}: the training set has only {n} items")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, np.zeros(0, dtype=np.int64)
+
+    def indices(self, step: int) -> np.ndarray:
+        epoch, b = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, 99, epoch]).permutation(self.n)
+        return self._perm[b * self.batch_size:(b + 1) * self.batch_size]
+
+
+def eval_queries(task: Task, cfg: RunConfig, device: torch.device) -> dict[str, Queries]:
+    """Every probe split, capped at `eval_size` queries by a fixed random subset."""
+    layout, out = layout_of(cfg.model.arch), {}
+    for i, (name, items) in enumerate(task.probes.items()):
+        rng = np.random.default_rng([cfg.train.seed, 21, i])
+        items = items.take(np.sort(choose(rng, len(items), cfg.train.eval_size)))
+        out[name] = Queries.build(items, layout, task.entities, task.relations, str(device))
+    return out
+
+
+def evaluate(model: torch.nn.Module, queries: dict[str, Queries]) -> dict[tuple[str, str], float]:
+    """{(split, metric): value} for one evaluation of `model`."""
+    out: dict[tuple[str, str], float] = {}
+    for name, q in queries.items():
+        if len(q):
+            out[(name, "exact_match")] = float(exact_match(model, q).mean())
+        if name in LENS_SPLITS and len(q):
+            for metric, value in lens_metrics(run_lens(model, q)).items():
+                out[(name, metric)] = value
+    train_acc = [out[(s, "exact_match")] for s in TRAIN_ACC_SPLITS if (s, "exact_match") in out]
+    if train_acc:
+        out[("train", "accuracy")] = float(np.mean(train_acc))
+    return out
+
+
+def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+
+
+def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
+    """Train or resume `run`; returns it finished."""
+    device = resolve_device(cfg.train.device)
+    sched = schedule_of(cfg)
+    task = build_task(cfg)
+    layout = layout_of(cfg.model.arch)
+    tokens, labels = (torch.as_tensor(a, device=device)
+                      for a in encode(task.train, layout, task.entities, task.relations))
+    queries = eval_queries(task, cfg, device)
+    batches = Batches(len(task.train), cfg.train.batch_size, cfg.train.seed)
+
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, vocab_size(task.entities, task.relations)).to(device)
+    state = run.load_checkpoint()
+    if state is None and cfg.finetune is not None and not cfg.finetune.from_scratch:
+        model.load_state_dict(get_or_train(cfg.base, progress=progress, root=run.dir.parent).ema_state())
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=sched.lr, betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=cfg.train.weight_decay)
+    step, rows, seconds = 0, [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        step, rows, seconds = state["step"], [list(r) for r in state["rows"]], state["seconds"]
+        if state["finished"]:
+            return run
+    fwd = torch.compile(model) if cfg.train.compile and device.type == "cuda" else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def checkpoint(step: int, loss_mean: float | None) -> None:
+        metrics = evaluate(ema, queries)
+        if loss_mean is not None:
+            metrics[("train", "loss")] = loss_mean
+        metrics[("train", "epoch")] = step / batches.per_epoch
+        rows.extend([step, split, metric, value] for (split, metric), value in sorted(metrics.items()))
+        if cfg.train.snapshots:
+            run.save_snapshot(step, ema.state_dict())
+        run.save_checkpoint({"step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+                             "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rows": rows,
+                             "seconds": seconds + time.perf_counter() - t0}, finished=step >= sched.steps)
+        bar.set_postfix(train=f"{metrics.get(('train', 'accuracy'), 0):.3f}",
+                        ood=f"{metrics.get(('test_inferred_ood', 'exact_match'), 0):.3f}",
+                        bridge=f"{metrics.get(('test_inferred_ood', 'bridge_found'), 0):.3f}", refresh=False)
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=sched.steps, initial=step, desc=f"{run.id} {cfg.data.regime}", disable=not progress,
+               dynamic_ncols=True)
+    if step == 0:
+        checkpoint(0, None)
+    loss_sum, loss_n = torch.zeros((), device=device), 0
+    model.train()
+    while step < sched.steps:
+        idx = torch.as_tensor(batches.indices(step), device=device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, sched)
+        with autocast:
+            out = fwd(tokens[idx])
+        loss = sequence_loss(out, labels[idx], cfg.model)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _update_ema(ema, model, cfg.train.ema_decay)
+        loss_sum += loss.detach()
+        loss_n += 1
+        step += 1
+        bar.update(1)
+        if step % sched.eval_every == 0 or step == sched.steps:
+            checkpoint(step, float(loss_sum) / loss_n)
+            loss_sum.zero_()
+            loss_n = 0
+            model.train()
+    bar.close()
+    return run
