@@ -1,3 +1,17 @@
-"""grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026)."""
+"""grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026) for a laptop CPU.
+
+Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, finetune,
+encode, model, lens, runs, train, cli.
+"""
+from .augment import REGIME_SPECS, regime_params
+from .config import (REGIMES, ConfigError, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig,
+                     override, preset)
+from .data import PROBES, Items, KGDataset, make_dataset, token_names
+from .encode import encode
+from .finetune import CATEGORIES, build_finetune_set
+from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, run_lens, target_found
+from .model import build_model, stage_label, stage_names
+from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_root
+from .train import build_task, train
 
 __version__ = "0.1.0"

@@ -1,26 +1,150 @@
-"""Command-line entry point for grokcircuit."""
+"""Command line: `grokcircuit data|train|finetune|runs|lens`, each calling one package function.
 
+Any config field can be overridden with `--set section.field=value` (e.g. `--set train.lr=1e-3`).
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
 
-from grokcircuit import __version__
+from . import __version__
+from .config import ConfigError, DataConfig, override, preset, normalize_regime, RunConfig
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"invalid --set {pair!r}: use section.field=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import make_dataset
+
+    cfg = DataConfig(entities=args.entities, relations=args.relations, out_degree=args.out_degree,
+                     ood_fraction=args.ood_fraction, phi=args.phi, id_test_prob=args.id_test_prob,
+                     regime=normalize_regime(args.regime), aug_k=args.aug_k, seed=args.seed)
+    cfg.validate()
+    t0 = time.perf_counter()
+    ds = make_dataset(cfg)
+    stats = {**ds.counts, "seconds": round(time.perf_counter() - t0, 3)}
+    print(json.dumps(stats if args.stats else {"config": cfg.__dict__, **stats}))
+    return 0
+
+
+def _run_config(args: argparse.Namespace, finetune: bool = False) -> RunConfig:
+    return preset(args.preset, regime=args.regime, seed=args.seed, finetune=finetune,
+                  from_scratch=getattr(args, "from_scratch", False), **_overrides(args.set))
+
+
+def _summary(run) -> dict:
+    m = run.metrics()
+    last = m[m.step == m.step.max()]
+    return {"run": run.id, "status": run.status(),
+            **{f"{s}/{k}": round(v, 4) for s, k, v in zip(last.split, last.metric, last.value)
+               if k in ("exact_match", "accuracy", "bridge_found", "loss")}}
+
+
+def cmd_train(args: argparse.Namespace, finetune: bool = False) -> int:
+    from .runs import get_or_train
+
+    run = get_or_train(_run_config(args, finetune), progress=not args.quiet)
+    print(json.dumps(_summary(run)))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .runs import list_runs
+
+    frame = list_runs()
+    print(frame.to_string(index=False) if len(frame) else "no runs yet")
+    return 0
+
+
+def cmd_lens(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import vocab_size
+    from .encode import layout_of
+    from .lens import Queries, lens_metrics, run_lens
+    from .model import build_model
+    from .runs import Run, runs_root
+    from .train import build_task
+
+    path = runs_root() / args.run / "config.json"
+    if not path.exists():
+        raise ConfigError(f"invalid run={args.run!r}: no such run under {runs_root()}")
+    from .config import from_dict
+
+    cfg = from_dict(json.loads(path.read_text()))
+    run = Run(cfg)
+    task = build_task(cfg)
+    model = build_model(cfg.model, vocab_size(task.entities, task.relations))
+    model.load_state_dict(run.ema_state(args.step))
+    split = {"ood": "test_inferred_ood", "iid": "test_inferred_iid"}.get(args.split, args.split)
+    if split not in task.probes:
+        raise ConfigError(f"invalid --split={args.split!r}: one of ood, iid, {', '.join(task.probes)}")
+    q = Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
+    with torch.no_grad():
+        metrics = lens_metrics(run_lens(model, q))
+    for key, value in metrics.items():
+        print(f"{key:32s} {value:.4f}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="grokcircuit",
-        description="Tools for reproducing 'Is Grokking Worthwhile?'.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return parser
+    p = argparse.ArgumentParser(prog="grokcircuit", description="Reproduce 'Is Grokking Worthwhile?' at any scale.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="build a dataset and print its counts as JSON")
+    d.add_argument("--entities", type=int, default=2000)
+    d.add_argument("--relations", type=int, default=200)
+    d.add_argument("--out-degree", type=int, default=20)
+    d.add_argument("--ood-fraction", type=float, default=0.05)
+    d.add_argument("--phi", type=float, default=18.0)
+    d.add_argument("--id-test-prob", type=float, default=0.005)
+    d.add_argument("--regime", default="natural")
+    d.add_argument("--aug-k", type=int, default=18)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--stats", action="store_true", help="print only the counts")
+    d.set_defaults(func=cmd_data)
+
+    for name, helptext in (("train", "pretrain one regime (reused if finished)"),
+                           ("finetune", "finetune a pretrained regime on new atomic facts")):
+        t = sub.add_parser(name, help=helptext)
+        t.add_argument("--preset", default="cpu", help="ci, cpu or paper")
+        t.add_argument("--regime", default="natural")
+        t.add_argument("--seed", type=int, default=0)
+        t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
+        t.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name == "finetune":
+            t.add_argument("--from-scratch", action="store_true", help="the control group")
+        t.set_defaults(func=lambda a, ft=(name == "finetune"): cmd_train(a, finetune=ft))
+
+    r = sub.add_parser("runs", help="list the run store")
+    r.set_defaults(func=cmd_runs)
+
+    lens = sub.add_parser("lens", help="logit-lens rates of a run's EMA weights")
+    lens.add_argument("run", help="run id (see `grokcircuit runs`)")
+    lens.add_argument("--split", default="ood")
+    lens.add_argument("--step", type=int, default=None, help="an evaluation step with a snapshot")
+    lens.set_defaults(func=cmd_lens)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
