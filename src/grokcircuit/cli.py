@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import __version__
-from .config import ConfigError, DataConfig, override, preset, normalize_regime, RunConfig
+from .config import ConfigError, DataConfig, RunConfig, from_dict, normalize_regime, preset
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -38,6 +38,18 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace, finetune: bool = False) -> RunConfig:
+    if getattr(args, "base", None):
+        from dataclasses import replace
+
+        from .config import FINETUNE_PRESETS, override
+        from .runs import runs_root
+
+        path = runs_root() / args.base / "config.json"
+        if not path.exists():
+            raise ConfigError(f"invalid --base={args.base!r}: no such run under {runs_root()}")
+        base = from_dict(json.loads(path.read_text()))
+        ft = replace(FINETUNE_PRESETS[args.preset], seed=base.train.seed, from_scratch=args.from_scratch)
+        return override(replace(base, finetune=ft), **_overrides(args.set)).validate()
     return preset(args.preset, regime=args.regime, seed=args.seed, finetune=finetune,
                   from_scratch=getattr(args, "from_scratch", False), **_overrides(args.set))
 
@@ -55,6 +67,16 @@ def cmd_train(args: argparse.Namespace, finetune: bool = False) -> int:
 
     run = get_or_train(_run_config(args, finetune), progress=not args.quiet)
     print(json.dumps(_summary(run)))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    frame = reproduce(args.preset, tuple(args.seeds), finetune=not args.no_finetune, progress=not args.quiet)
+    holds = [c for c in frame.columns if c.startswith("holds_")]
+    print(frame[["finding", "regime", "seed", "T_fit", "T_bridge", "T_ood", *holds]].to_string(index=False))
+    print(f"wall time: {frame.attrs['seconds']:.0f} s")
     return 0
 
 
@@ -79,8 +101,6 @@ def cmd_lens(args: argparse.Namespace) -> int:
     path = runs_root() / args.run / "config.json"
     if not path.exists():
         raise ConfigError(f"invalid run={args.run!r}: no such run under {runs_root()}")
-    from .config import from_dict
-
     cfg = from_dict(json.loads(path.read_text()))
     run = Run(cfg)
     task = build_task(cfg)
@@ -124,8 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
         t.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "finetune":
+            t.add_argument("--base", default=None, metavar="RUN", help="finetune this pretraining run (its config)")
             t.add_argument("--from-scratch", action="store_true", help="the control group")
         t.set_defaults(func=lambda a, ft=(name == "finetune"): cmd_train(a, finetune=ft))
+
+    rep = sub.add_parser("reproduce", help="train every run the book needs; write results/<preset>/summary.csv")
+    rep.add_argument("--preset", default="cpu")
+    rep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    rep.add_argument("--no-finetune", action="store_true")
+    rep.add_argument("--quiet", action="store_true")
+    rep.set_defaults(func=cmd_reproduce)
 
     r = sub.add_parser("runs", help="list the run store")
     r.set_defaults(func=cmd_runs)

@@ -1,0 +1,76 @@
+"""The CPU-scale search: train candidate configurations one after another, each within a wall-time budget,
+and append what each reached to `results/cpu/search.csv`.
+
+    python scripts/search_cpu.py [--budget-min 10] [--only NAME ...]
+
+Runs go through the run store, so a candidate stopped by its budget resumes when run again (and the
+table then shows how far it got in total). Single-threaded torch, so two processes never thrash.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+import grokcircuit as gc
+from grokcircuit.findings import summarize_pretrain
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "cpu" / "search.csv"
+
+# name -> (regime, overrides of the cpu preset, why)
+CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
+    "looped2x2-wd1": ("natural", {"train.steps": "16000", "train.weight_decay": "1.0"},
+                      "early-probe model (2 blocks x 2 loops, d=128) with the paper's weight decay 1.0"),
+    "looped2x2-lr2e-3-wd1": ("natural", {"train.steps": "16000", "train.lr": "2e-3", "train.weight_decay": "1.0"},
+                             "twice the learning rate: 4x the early probe's per-step decay lr*wd"),
+    "looped1x4-wd1": ("natural", {"train.steps": "16000", "train.weight_decay": "1.0", "model.n_blocks": "1",
+                                  "model.loops": "4"},
+                      "one block applied 4 times: every fact lookup uses the same weights at every depth"),
+}
+
+
+def run_candidate(name: str, budget_s: float) -> dict:
+    regime, overrides, why = CANDIDATES[name]
+    cfg = gc.preset("cpu", regime=regime, **overrides)
+    cmd = [sys.executable, "-m", "grokcircuit.cli", "train", "--preset", "cpu", "--regime", regime, "--quiet"]
+    for key, value in overrides.items():
+        cmd += ["--set", f"{key}={value}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(cmd, env=env, timeout=budget_s, check=True, stdout=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pass
+    run = gc.Run(cfg)
+    status = json.loads((run.dir / "status.json").read_text())
+    row = {"name": name, "regime": regime, "overrides": json.dumps(overrides), "why": why, "run_id": run.id,
+           "status": run.status(), "train_seconds": round(status.get("seconds", 0.0), 1),
+           "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
+           **summarize_pretrain(run.metrics(), regime)}
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget-min", type=float, default=10.0)
+    p.add_argument("--only", nargs="*", default=None)
+    args = p.parse_args()
+    for name in args.only or list(CANDIDATES):
+        row = run_candidate(name, args.budget_min * 60)
+        frame = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame()
+        frame = pd.concat([frame[frame.get("name", pd.Series(dtype=str)) != name] if len(frame) else frame,
+                           pd.DataFrame([row])], ignore_index=True)
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(OUT, index=False)
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
