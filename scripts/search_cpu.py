@@ -23,16 +23,20 @@ from grokcircuit.findings import summarize_pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "cpu" / "search.csv"
+CURVES = REPO / "results" / "cpu" / "search"
 
 # name -> (regime, overrides of the cpu preset, why)
+SMALL = {"data.entities": "60", "train.batch_size": "128", "train.steps": "20000"}
+
 CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "looped2x2-wd1": ("natural", {"train.steps": "16000", "train.weight_decay": "1.0"},
-                      "early-probe model (2 blocks x 2 loops, d=128) with the paper's weight decay 1.0"),
-    "looped2x2-lr2e-3-wd1": ("natural", {"train.steps": "16000", "train.lr": "2e-3", "train.weight_decay": "1.0"},
-                             "twice the learning rate: 4x the early probe's per-step decay lr*wd"),
-    "looped1x4-wd1": ("natural", {"train.steps": "16000", "train.weight_decay": "1.0", "model.n_blocks": "1",
-                                  "model.loops": "4"},
+                      "early-probe model (2 blocks x 2 loops, d=128, E=100) with the paper's weight decay 1.0"),
+    "e60-looped2x2": ("natural", {**SMALL},
+                      "smaller graph (E=60) and batch 128, so the fit comes within the budget"),
+    "e60-looped1x4": ("natural", {**SMALL, "model.n_blocks": "1", "model.loops": "4"},
                       "one block applied 4 times: every fact lookup uses the same weights at every depth"),
+    "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
+                             "twice the learning rate: twice the per-step decay lr*wd after the fit"),
 }
 
 
@@ -49,11 +53,14 @@ def run_candidate(name: str, budget_s: float) -> dict:
     except subprocess.TimeoutExpired:
         pass
     run = gc.Run(cfg)
+    metrics = run.metrics()
+    CURVES.mkdir(parents=True, exist_ok=True)
+    metrics[~metrics.metric.str.startswith("bridge@")].to_csv(CURVES / f"{name}.csv", index=False)
     status = json.loads((run.dir / "status.json").read_text())
     row = {"name": name, "regime": regime, "overrides": json.dumps(overrides), "why": why, "run_id": run.id,
            "status": run.status(), "train_seconds": round(status.get("seconds", 0.0), 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-           **summarize_pretrain(run.metrics(), regime)}
+           **summarize_pretrain(metrics, regime)}
     return row
 
 

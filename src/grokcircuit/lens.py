@@ -123,13 +123,11 @@ def lens_metrics(res: LensResult) -> dict[str, float]:
     return out
 
 
-def lens_frame(res: LensResult, items: Items) -> "pd.DataFrame":  # noqa: F821
+def lens_frame(res: LensResult) -> "pd.DataFrame":  # noqa: F821
     """Tidy frame: one row per (query, stage, position) with the top-1 token and bridge/target hits."""
     import pandas as pd
 
-    S, N, T = res.top1.shape
-    q, s, p = np.meshgrid(np.arange(N), np.arange(S), np.arange(T), indexing="xy")
-    q, s, p = q.transpose(1, 0, 2), s.transpose(1, 0, 2), p.transpose(1, 0, 2)
+    s, q, p = np.indices(res.top1.shape)  # (S, N, T) grids of stage, query and position
     return pd.DataFrame({
         "query": q.ravel(), "stage": np.asarray(res.stages)[s.ravel()], "position": p.ravel(),
         "top1": res.top1.ravel(), "is_bridge": res.bridge_hits().ravel(), "is_target": res.target_hits().ravel(),
