@@ -13,5 +13,8 @@ from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, 
 from .model import build_model, stage_label, stage_names
 from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_root
 from .train import build_task, train
+from .flops import forward_flops_per_sample, train_flops_per_step
+from .paths import (agreement, first_stage, first_stage_counts, patch_effect, patch_profile, path_map,
+                    total_variation)
 
 __version__ = "0.1.0"
