@@ -94,7 +94,8 @@ class Run:
         _atomic_write(self.dir / "checkpoint.pt", lambda p: torch.save(state, p))
         frame = pd.DataFrame(state["rows"], columns=COLUMNS)
         _atomic_write(self.dir / "metrics.csv", lambda p: frame.to_csv(p, index=False))
-        _write_text(self.dir / "status.json", json.dumps({"finished": finished, "step": state["step"]}))
+        _write_text(self.dir / "status.json", json.dumps({"finished": finished, "step": state["step"],
+                                                          "seconds": round(state.get("seconds", 0.0), 1)}))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last saved state, None for a new run; raises `RunCorrupted` when unusable."""
