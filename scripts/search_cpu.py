@@ -56,9 +56,9 @@ def run_candidate(name: str, budget_s: float) -> dict:
     metrics = run.metrics()
     CURVES.mkdir(parents=True, exist_ok=True)
     metrics[~metrics.metric.str.startswith("bridge@")].to_csv(CURVES / f"{name}.csv", index=False)
-    status = json.loads((run.dir / "status.json").read_text())
+    seconds = run.load_checkpoint()["seconds"]
     row = {"name": name, "regime": regime, "overrides": json.dumps(overrides), "why": why, "run_id": run.id,
-           "status": run.status(), "train_seconds": round(status.get("seconds", 0.0), 1),
+           "status": run.status(), "train_seconds": round(seconds, 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
            **summarize_pretrain(metrics, regime)}
     return row

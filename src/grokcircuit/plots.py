@@ -214,3 +214,35 @@ def plot_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[str, str]
     if title and regimes != [None]:
         fig.suptitle(title)
     return fig
+
+
+SEARCH_CURVES = (("train", "accuracy"), ("test_inferred_ood", "exact_match"), ("test_inferred_ood", "bridge_found"))
+
+
+def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False) -> Figure:
+    """One panel per searched configuration (column `name`): training accuracy, OOD exact match and
+    OOD bridge found against the step (or the epoch, when `per_epoch`)."""
+    _require(curves, ["name", "step", "split", "metric", "value"], "plot_search")
+    names = list(dict.fromkeys(curves["name"]))
+    if not names:
+        raise ValueError("plot_search: no configurations to plot")
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, min(ncols, len(names)), figsize=(4.2 * min(ncols, len(names)), 3.2 * nrows),
+                             sharey=True, squeeze=False, layout="constrained")
+    colors = sns.color_palette("colorblind", len(SEARCH_CURVES))
+    for ax, name in zip(axes.flat, names):
+        frame = curves[curves["name"] == name]
+        x_of = frame[frame.metric == "epoch"].set_index("step")["value"] if per_epoch else None
+        for color, (split, metric) in zip(colors, SEARCH_CURVES):
+            rows = frame[(frame["split"] == split) & (frame["metric"] == metric)].sort_values("step")
+            x = rows["step"] if x_of is None else rows["step"].map(x_of)
+            ax.plot(x, rows["value"], color=color, lw=1.8, gid=f"curve:{name}:{split}/{metric}",
+                    label=_curve_label(split, metric))
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("epoch" if per_epoch else "step")
+        ax.set_ylim(0, 1.05)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    axes.flat[0].set_ylabel("rate")
+    axes.flat[0].legend(loc="upper left", fontsize=8)
+    return fig
