@@ -35,6 +35,10 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                       "smaller graph (E=60) and batch 128, so the fit comes within the budget"),
     "e60-looped1x4": ("natural", {**SMALL, "model.n_blocks": "1", "model.loops": "4"},
                       "one block applied 4 times: every fact lookup uses the same weights at every depth"),
+    "e60-looped2x2-rope": ("natural", {**SMALL, "model.positions": "rope"},
+                           "rotary (relative) positions: hop 2 can reuse the atomic lookup one slot later"),
+    "e60-looped1x4-rope": ("natural", {**SMALL, "model.n_blocks": "1", "model.loops": "4", "model.positions": "rope"},
+                           "one block applied 4 times, with rotary positions"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
 }

@@ -99,6 +99,7 @@ class ModelConfig:
     loss: str = "stablemax"  # "stablemax" or "softmax" cross-entropy
     q_halt_weight: float = 0.5  # TRM only: weight of the (inert) Q-halt BCE term; needs prefix_len > 0
     tie_embeddings: bool = True  # looped only: unembedding = token embedding (GPT-2)
+    positions: str = "learned"  # looped only: "learned" absolute (GPT-2) or "rope" (relative, rotary)
 
     def validate(self) -> None:
         if self.arch not in ARCHS:
@@ -110,6 +111,10 @@ class ModelConfig:
             raise _bad("model.mixer", self.mixer, "'mlp' or 'attn'")
         if (self.arch == "looped" or self.mixer == "attn") and self.d_model % self.n_heads:
             raise _bad("model.n_heads", self.n_heads, f"a divisor of d_model={self.d_model}")
+        if self.positions not in ("learned", "rope"):
+            raise _bad("model.positions", self.positions, "'learned' or 'rope'")
+        if self.positions == "rope" and (self.d_model // self.n_heads) % 2:
+            raise _bad("model.n_heads", self.n_heads, "such that the head width d_model / n_heads is even (rope)")
         if self.expansion <= 0:
             raise _bad("model.expansion", self.expansion, "> 0")
         if self.prefix_len < 0:
@@ -219,6 +224,8 @@ class RunConfig:
 
 
 NON_SEMANTIC = {("train", "device"), ("train", "compile"), ("train", "snapshots")}
+# Fields added after runs existed: left out of the run id while they hold their default, so earlier ids stay valid.
+ADDED_LATER = {("model", "positions"): "learned"}
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -250,6 +257,9 @@ def config_hash(cfg: RunConfig) -> str:
     d = to_dict(cfg)
     for section, name in NON_SEMANTIC:
         d[section].pop(name, None)
+    for (section, name), default in ADDED_LATER.items():
+        if d[section].get(name) == default:
+            d[section].pop(name)
     d["data"]["regime"] = normalize_regime(d["data"]["regime"])
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -6,7 +6,8 @@
   gradients; optional prefix slots; non-autoregressive read-out of the 5 label slots from z_H.
   Stages: `init` (z_H), `h{i}_l{j}` (z_L after an L update), `h{i}_commit` (z_H after an H update).
 - `LoopedTransformer`: the parameter-sharing causal transformer of Wang et al. 2024 (App. E.2): `n_blocks`
-  distinct pre-LN blocks applied `loops` times, learned positions, answer read at the last input token.
+  distinct pre-LN blocks applied `loops` times, learned positions (or rotary ones, an option: with relative
+  positions the second hop can reuse the atomic lookup shifted by one slot), answer read at the last input token.
   With `loops=1` it is the standard transformer. Stages: `embed`, `loop{i}_block{j}` (residual stream).
 
 `model(tokens, trace=True, patch={stage: fn})` returns an `Output`; `fn(z, stage) -> z` replaces a state at its
@@ -80,16 +81,28 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(gate) * up)
 
 
+def rotate(x: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding of (B, nh, T, hs) queries or keys: pairs of channels turn by angle t * w."""
+    T, hs = x.shape[-2], x.shape[-1]
+    freq = 10000.0 ** (-torch.arange(0, hs, 2, device=x.device, dtype=torch.float32) / hs)
+    angle = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * freq  # (T, hs/2)
+    cos, sin = angle.cos().to(x.dtype), angle.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
 class SelfAttention(nn.Module):
-    def __init__(self, d: int, n_heads: int, causal: bool):
+    def __init__(self, d: int, n_heads: int, causal: bool, rope: bool = False):
         super().__init__()
-        self.n_heads, self.causal = n_heads, causal
+        self.n_heads, self.causal, self.rope = n_heads, causal, rope
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
+        if self.rope:  # scores then depend on the offset between positions only
+            q, k = rotate(q), rotate(k)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
@@ -187,7 +200,7 @@ class CausalBlock(nn.Module):
         super().__init__()
         D = cfg.d_model
         self.ln1, self.ln2 = nn.LayerNorm(D), nn.LayerNorm(D)
-        self.attn = SelfAttention(D, cfg.n_heads, causal=True)
+        self.attn = SelfAttention(D, cfg.n_heads, causal=True, rope=cfg.positions == "rope")
         hidden = int(cfg.expansion * D)
         self.mlp = nn.Sequential(nn.Linear(D, hidden), nn.GELU(), nn.Linear(hidden, D))
 
@@ -204,7 +217,7 @@ class LoopedTransformer(nn.Module):
         self.cfg = cfg
         D = cfg.d_model
         self.embed = nn.Embedding(vocab_size, D)
-        self.pos_emb = nn.Parameter(torch.zeros(n_tokens, D))
+        self.pos_emb = nn.Parameter(torch.zeros(n_tokens, D)) if cfg.positions == "learned" else None
         self.blocks = nn.ModuleList(CausalBlock(cfg) for _ in range(cfg.n_blocks))
         self.ln_f = nn.LayerNorm(D)
         self.head = nn.Linear(D, vocab_size, bias=False)
@@ -233,7 +246,10 @@ class LoopedTransformer(nn.Module):
                 states[stage] = z
             return z
 
-        x = visit("embed", self.embed(tokens) + self.pos_emb[: tokens.shape[1]])
+        x = self.embed(tokens)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb[: tokens.shape[1]]
+        x = visit("embed", x)
         for i in range(self.cfg.loops):
             for j, block in enumerate(self.blocks):
                 x = visit(f"loop{i}_block{j}", block(x))
