@@ -1,0 +1,55 @@
+"""benchmarks/run.py: one tiny row of the ci preset, the CSV it writes and the FlopCounterMode fallback."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmarks_run", ROOT / "benchmarks" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ci_row_and_csv(bench, tmp_path):
+    out = tmp_path / "bench.csv"
+    threads = torch.get_num_threads()
+    rows = bench.main(["--configs", "ci", "--devices", "cpu", "--steps", "3", "--warmup", "1",
+                       "--lens-queries", "100", "--threads", "1", "--no-isolate", "--out", str(out)])
+    assert torch.get_num_threads() == threads  # restored after the row
+    (row,) = rows
+    assert row["config"] == "ci" and row["device"] == "cpu" and row["threads"] == 1
+    assert row["samples_per_s"] > 0 and row["s_per_step"] > 0
+    assert row["flops_per_step"] > 0
+    assert row["peak_matmul_flops_per_s"] > 0 and 0 < row["mfu"]
+    assert row["lens_queries"] == 100 and row["lens_stages"] == 5  # embed + 2 loops x 2 blocks
+    assert row["lens_query_stages_per_s"] > 0 and row["peak_rss_mb"] > 0
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == bench.COLUMNS
+        (line,) = list(reader)
+    assert line["config"] == "ci" and float(line["samples_per_s"]) > 0 and float(line["mfu"]) > 0
+    for column in ("s_per_step", "flops_per_step", "achieved_flops_per_s", "peak_matmul_flops_per_s",
+                   "lens_s_per_2000", "loadavg"):
+        assert line[column]
+
+
+def test_flop_counter_fallback_matches_the_formula(bench):
+    su = bench.Setup("ci", "baseline", torch.device("cpu"), batch=8)
+    counted, source = bench.flops_per_step(su.model, su.cfg, su.vocab, su.tokens, su.labels, 8, su.autocast,
+                                           "counter")
+    assert source == "FlopCounterMode" and counted > 0
+    analytic, source = bench.flops_per_step(su.model, su.cfg, su.vocab, su.tokens, su.labels, 8, su.autocast,
+                                            "auto")
+    if source == "grokcircuit.flops":
+        assert counted == pytest.approx(analytic, rel=0.05)
