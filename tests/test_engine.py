@@ -1,0 +1,444 @@
+"""Training, the run store, resuming, corruption checks, the logit lens, finetuning and the command line.
+
+Everything trains the `ci` preset (a few seconds to half a minute per run) into temporary run stores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import grokcircuit as gc
+from grokcircuit import lens
+from grokcircuit.cli import main
+from grokcircuit.config import to_dict
+from grokcircuit.data import vocab_size
+from grokcircuit.model import Output
+from grokcircuit.train import build_task, eval_queries
+
+PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
+SHORT = {"train.steps": "60", "train.eval_every": "30"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and far faster when another process shares the cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GROKCIRCUIT_RUNS", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def base(root):
+    cfg = gc.preset("ci")
+    t0 = time.perf_counter()
+    run = gc.get_or_train(cfg, progress=False, root=root)
+    print(f"ci run trained in {time.perf_counter() - t0:.1f} s")
+    return run
+
+
+def value(m: pd.DataFrame, split: str, metric: str, step: int | None = None) -> float:
+    rows = m[(m.split == split) & (m.metric == metric)]
+    step = rows.step.max() if step is None else step
+    rows = rows[rows.step == step]
+    assert len(rows) == 1, (split, metric, step)
+    return float(rows.value.iloc[0])
+
+
+def subprocess_env(root: Path) -> dict[str, str]:
+    return {**os.environ, "GROKCIRCUIT_RUNS": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+# ----------------------------------------------------------------------------- a trained run
+
+def test_ci_preset_learns(base):
+    m = base.metrics()
+    start, final = value(m, "train", "accuracy", 0), value(m, "train", "accuracy")
+    assert final > 0.1, final
+    assert final > start + 0.08 and final > 3 * start, (start, final)
+    assert value(m, "train", "loss", 400) < value(m, "train", "loss", 100)
+    assert base.status() == "finished"
+
+
+def test_metrics_frame_is_tidy(base):
+    m = base.metrics()
+    assert list(m.columns) == ["step", "split", "metric", "value"]
+    assert not m.duplicated(["step", "split", "metric"]).any()
+    assert sorted(m.step.unique()) == [0, 100, 200, 300, 400]
+    for step in (0, 100, 200, 300, 400):
+        for split in PROBES:
+            assert 0 <= value(m, split, "exact_match", step) <= 1
+        ems = [value(m, s, "exact_match", step) for s in ("id_atomic", "ood_atomic", "train_inferred")]
+        assert value(m, "train", "accuracy", step) == pytest.approx(np.mean(ems))
+        for split in ("test_inferred_ood", "test_inferred_iid"):
+            for metric in ("bridge_found", "bridge_found_post_init", "target_found", "bridge@loop1_block1"):
+                assert 0 <= value(m, split, metric, step) <= 1
+        assert value(m, "train", "epoch", step) > 0 or step == 0
+    assert m[(m.metric == "loss")].step.min() == 100  # no loss before the first step
+    # metrics.csv on disk says the same as the checkpoint
+    on_disk = pd.read_csv(base.dir / "metrics.csv")
+    pd.testing.assert_frame_equal(on_disk, m.reset_index(drop=True), check_dtype=False)
+    status = json.loads((base.dir / "status.json").read_text())
+    assert status["finished"] is True and status["step"] == 400
+
+
+def test_checkpoint_loads_weights_only_and_ema_differs(base):
+    state = torch.load(base.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["step"] == 400 and state["finished"] is True and state["run_id"] == base.id
+    assert state["model"].keys() == state["ema"].keys()
+    assert any(not torch.equal(state["model"][k], state["ema"][k]) for k in state["model"])
+    assert base.snapshot_steps() == [0, 100, 200, 300, 400]
+    last = torch.load(base.dir / "ema_00000400.pt", map_location="cpu", weights_only=True)
+    first = torch.load(base.dir / "ema_00000000.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(last[k], state["ema"][k]) for k in last)
+    assert any(not torch.equal(first[k], last[k]) for k in last)
+    assert all(torch.equal(v, state["ema"][k]) for k, v in base.ema_state().items())
+    with pytest.raises(FileNotFoundError):
+        base.ema_state(step=123)
+
+
+def test_logged_metrics_match_the_stored_ema_weights(base):
+    """Re-evaluating the final EMA weights gives the logged exact match and bridge-found rates."""
+    cfg = base.cfg
+    task = build_task(cfg)
+    model = gc.build_model(cfg.model, vocab_size(task.entities, task.relations))
+    model.load_state_dict(base.ema_state())
+    queries = eval_queries(task, cfg, torch.device("cpu"))
+    m = base.metrics()
+    for split in PROBES:
+        assert gc.exact_match(model, queries[split]).mean() == pytest.approx(value(m, split, "exact_match"))
+    rates = gc.lens_metrics(gc.run_lens(model, queries["test_inferred_ood"]))
+    assert rates["bridge_found"] == pytest.approx(value(m, "test_inferred_ood", "bridge_found"))
+
+
+def test_get_or_train_reuses_a_finished_run(base, root):
+    mtime = (base.dir / "checkpoint.pt").stat().st_mtime_ns
+    t0 = time.perf_counter()
+    again = gc.get_or_train(gc.preset("ci"), progress=False, root=root)
+    assert time.perf_counter() - t0 < 10
+    assert again.id == base.id and (base.dir / "checkpoint.pt").stat().st_mtime_ns == mtime
+    listed = gc.list_runs(root)
+    assert base.id in set(listed.run_id)
+    assert listed.set_index("run_id").loc[base.id, "status"] == "finished"
+
+
+# ----------------------------------------------------------------------------- determinism and resume
+
+def test_same_config_same_metrics_in_different_roots(tmp_path):
+    cfg = gc.override(gc.preset("ci"), **SHORT)
+    a = gc.get_or_train(cfg, progress=False, root=tmp_path / "a")
+    b = gc.get_or_train(cfg, progress=False, root=tmp_path / "b")
+    assert a.dir != b.dir
+    pd.testing.assert_frame_equal(a.metrics(), b.metrics())
+    ea, eb = a.ema_state(), b.ema_state()
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+    other = gc.get_or_train(gc.override(cfg, **{"train.seed": "1"}), progress=False, root=tmp_path / "c")
+    assert other.id != a.id
+    assert not a.metrics().value.equals(other.metrics().value)
+
+
+def train_cmd(steps: int = 200) -> list[str]:
+    return [sys.executable, "-m", "grokcircuit.cli", "train", "--preset", "ci", "--quiet",
+            "--set", f"train.steps={steps}", "--set", "train.eval_every=50"]
+
+
+def test_resume_after_kill_gives_identical_metrics(tmp_path):
+    cfg = gc.preset("ci", **{"train.steps": "200", "train.eval_every": "50"})
+    killed_root, clean_root = tmp_path / "killed", tmp_path / "clean"
+    run_dir = killed_root / cfg.run_id
+    log = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen(train_cmd(), env=subprocess_env(killed_root), stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            assert proc.poll() is None, f"training exited early: {(tmp_path / 'stderr.txt').read_text()}"
+            assert time.monotonic() < deadline, "no evaluation at step >= 100 within the deadline"
+            csv = run_dir / "metrics.csv"
+            if csv.exists() and pd.read_csv(csv).step.max() >= 100:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["finished"] is False and 100 <= status["step"] < 200
+    assert gc.Run(cfg, killed_root).status() == "partial"
+    step0_snapshot = (run_dir / "ema_00000000.pt").stat().st_mtime_ns
+
+    resumed = subprocess.run(train_cmd(), env=subprocess_env(killed_root), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "finished"
+    clean = subprocess.run(train_cmd(), env=subprocess_env(clean_root), capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stderr
+
+    # resumed, not restarted: the step-0 evaluation was not redone
+    assert (run_dir / "ema_00000000.pt").stat().st_mtime_ns == step0_snapshot
+    killed_metrics = pd.read_csv(run_dir / "metrics.csv")
+    clean_metrics = pd.read_csv(clean_root / cfg.run_id / "metrics.csv")
+    assert sorted(clean_metrics.step.unique()) == [0, 50, 100, 150, 200]
+    pd.testing.assert_frame_equal(killed_metrics, clean_metrics)
+    a = gc.Run(cfg, killed_root).ema_state()
+    b = gc.Run(cfg, clean_root).ema_state()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ----------------------------------------------------------------------------- corrupted runs
+
+def copy_run(run: gc.Run, root: Path) -> gc.Run:
+    shutil.copytree(run.dir, root / run.id)
+    return gc.Run(run.cfg, root)
+
+
+def test_truncated_checkpoint_is_detected(base, tmp_path):
+    run = copy_run(base, tmp_path)
+    path = run.dir / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(gc.RunCorrupted, match="checkpoint.pt"):
+        run.metrics()
+    with pytest.raises(gc.RunCorrupted):
+        gc.get_or_train(base.cfg, progress=False, root=tmp_path)
+    with pytest.raises(gc.RunCorrupted):
+        run.ema_state()
+
+
+def test_truncated_snapshot_is_detected(base, tmp_path):
+    run = copy_run(base, tmp_path)
+    path = run.dir / "ema_00000200.pt"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(gc.RunCorrupted, match="ema_00000200.pt"):
+        run.ema_state(step=200)
+
+
+def test_edited_config_is_detected(base, tmp_path):
+    run = copy_run(base, tmp_path)
+    other = gc.preset("ci", seed=1)
+    (run.dir / "config.json").write_text(json.dumps(to_dict(other)))
+    with pytest.raises(gc.RunCorrupted, match=other.run_id):
+        run.metrics()
+    with pytest.raises(gc.RunCorrupted):
+        gc.get_or_train(base.cfg, progress=False, root=tmp_path)
+    with pytest.raises(gc.RunCorrupted):
+        gc.open_run(base.cfg, tmp_path)
+    (run.dir / "config.json").write_text("{not json")
+    with pytest.raises(gc.RunCorrupted, match="config.json"):
+        run.metrics()
+    listed = gc.list_runs(tmp_path)
+    assert listed.status.iloc[0].startswith("corrupted")
+
+
+def test_checkpoint_of_another_run_is_detected(base, tmp_path):
+    run = copy_run(base, tmp_path)
+    state = torch.load(run.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state["run_id"] = "0123456789ab"
+    torch.save(state, run.dir / "checkpoint.pt")
+    with pytest.raises(gc.RunCorrupted, match="0123456789ab"):
+        run.metrics()
+
+
+def test_missing_checkpoint_with_status_is_detected(base, tmp_path):
+    run = copy_run(base, tmp_path)
+    (run.dir / "checkpoint.pt").unlink()
+    with pytest.raises(gc.RunCorrupted, match="checkpoint.pt missing"):
+        run.metrics()
+
+
+# ----------------------------------------------------------------------------- the lens on a planted model
+
+class Planted(torch.nn.Module):
+    """Two stages whose states are one-hot vectors over the vocabulary; decode is the identity map.
+
+    Every state points at a relation token (never a bridge) except at the planted (query, stage, position)
+    cells, which point at the query's bridge entity.
+    """
+
+    def __init__(self, ds: gc.KGDataset, plant: dict[str, set], pos: int = 1):
+        super().__init__()
+        E, R = ds.cfg.entities, ds.cfg.relations
+        self.V, self.E, self.pos, self.plant = vocab_size(E, R), E, pos, plant
+        self.tail = torch.as_tensor(ds.graph.tail_of)
+        self.head = torch.nn.Linear(self.V, self.V, bias=False)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.eye(self.V))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(z)
+
+    def forward(self, tokens: torch.Tensor, trace: bool = False, patch=None) -> Output:
+        B, T = tokens.shape
+        h, r1 = tokens[:, 0] - 1, tokens[:, 1] - 1 - self.E
+        bridge = self.tail[h, r1] + 1
+        keys = [tuple(row) for row in tokens[:, :3].tolist()]
+        states = {}
+        for stage in ("s0", "s1"):
+            z = torch.zeros(B, T, self.V)
+            z[:, :, 1 + self.E] = 1.0  # relation 0 everywhere
+            rows = torch.tensor([k in self.plant.get(stage, set()) for k in keys])
+            z[rows, self.pos] = 0.0
+            z[rows, self.pos, bridge[rows]] = 1.0
+            states[stage] = z
+        return Output(self.decode(states["s1"]), states if trace else None)
+
+
+@pytest.fixture(scope="module")
+def ci_data():
+    return gc.make_dataset(gc.preset("ci").data)
+
+
+def test_lens_finds_a_planted_bridge(ci_data, monkeypatch):
+    monkeypatch.setattr(lens, "EVAL_BATCH", 16)  # several batches, so their order matters
+    cfg = gc.preset("ci")
+    items = ci_data.test_iid_all
+    q = gc.Queries.build(items, "causal", cfg.data.entities, cfg.data.relations)
+    tokens = [tuple(r) for r in q.tokens[:, :3].tolist()]
+    assert len(q) > 100
+    mask = np.random.default_rng(0).random(len(q)) < 0.4
+
+    planted = {k for k, m in zip(tokens, mask) if m}
+    res = gc.run_lens(Planted(ci_data, {"s1": planted}), q)
+    assert res.stages == ["s0", "s1"]
+    assert res.top1.shape == res.bridge_rank.shape == (2, len(q), 3)
+    assert np.array_equal(gc.bridge_found(res), mask)
+    rates = gc.lens_metrics(res)
+    assert rates["bridge_found"] == pytest.approx(mask.mean())
+    assert rates["bridge@s1"] == pytest.approx(mask.mean()) and rates["bridge@s0"] == 0.0
+    # the only target hits are planted bridges that happen to equal the answer (b == t)
+    assert rates["target_found"] == pytest.approx((mask & (items.b == items.t)).mean())
+    top1 = res.top1[1, mask, 1]
+    assert np.array_equal(top1, q.bridge.numpy()[mask])
+
+    everything = gc.run_lens(Planted(ci_data, {"s1": set(tokens)}), q)
+    assert gc.lens_metrics(everything)["bridge_found"] == 1.0
+    nothing = gc.run_lens(Planted(ci_data, {}), q)
+    assert gc.lens_metrics(nothing)["bridge_found"] == 0.0
+    # a bridge planted only at the first stage is not counted once Init is excluded
+    first_only = gc.run_lens(Planted(ci_data, {"s0": planted}), q)
+    assert np.array_equal(gc.bridge_found(first_only), mask)
+    assert not gc.bridge_found(first_only, exclude_init=True).any()
+
+    frame = gc.lens_frame(res)
+    assert len(frame) == 2 * len(q) * 3
+    assert frame.is_bridge.sum() == mask.sum()
+    hits = frame[frame.is_bridge]
+    assert set(hits.stage) == {"s1"} and set(hits.position) == {1}
+    assert np.array_equal(np.sort(hits["query"].to_numpy()), np.flatnonzero(mask))
+
+
+def test_exact_match_counts_whole_sequences(ci_data):
+    """A model that predicts every label gets 1.0; breaking one labelled slot of some queries lowers it."""
+    cfg = gc.preset("ci")
+    q = gc.Queries.build(ci_data.probes["test_inferred_ood"], "causal", cfg.data.entities, cfg.data.relations)
+    V = vocab_size(cfg.data.entities, cfg.data.relations)
+
+    class Oracle(torch.nn.Module):
+        def __init__(self, wrong: int = 0):
+            super().__init__()
+            self.wrong = wrong
+
+        def forward(self, tokens, trace=False, patch=None):
+            assert torch.equal(tokens, q.tokens)  # one batch
+            logits = torch.nn.functional.one_hot(q.labels, V).float()
+            logits[: self.wrong, 2] = torch.nn.functional.one_hot(torch.tensor(0), V).float()
+            return Output(logits)
+
+    assert gc.exact_match(Oracle(), q).mean() == 1.0
+    assert gc.exact_match(Oracle(wrong=5), q).sum() == len(q) - 5
+
+
+# ----------------------------------------------------------------------------- finetuning
+
+def test_finetuning_starts_from_the_base_run_and_learns_new_facts(base, root):
+    base_mtime = (base.dir / "checkpoint.pt").stat().st_mtime_ns
+    cfg = gc.preset("ci", finetune=True)
+    assert cfg.base.run_id == base.id
+    run = gc.get_or_train(cfg, progress=False, root=root)
+    assert run.id != base.id and run.status() == "finished"
+    assert (base.dir / "checkpoint.pt").stat().st_mtime_ns == base_mtime  # the base was reused, not retrained
+    m, mb = run.metrics(), base.metrics()
+    assert sorted(m.step.unique()) == [0, 50, 100, 150, 200]
+    assert value(m, "id_atomic", "exact_match", 0) == value(mb, "id_atomic", "exact_match")
+    assert value(m, "id_atomic", "exact_match", 0) > 0.1
+    assert value(m, "atomic_new", "exact_match", 0) < 0.1
+    assert value(m, "atomic_new", "exact_match") > 0.5
+    for split in ("new_old", "old_new", "new_new"):
+        assert 0 <= value(m, split, "exact_match") <= 1
+        assert 0 <= value(m, split, "bridge_found") <= 1
+
+
+def test_control_group_starts_from_scratch(tmp_path):
+    cfg = gc.preset("ci", from_scratch=True, **{"finetune.steps": "50", "finetune.eval_every": "50"})
+    assert cfg.finetune.from_scratch
+    run = gc.get_or_train(cfg, progress=False, root=tmp_path)
+    m = run.metrics()
+    chance = 1 / vocab_size(cfg.data.entities, cfg.data.relations)
+    assert value(m, "id_atomic", "exact_match", 0) < 3 * chance
+    assert value(m, "atomic_new", "exact_match", 0) < 3 * chance
+    assert value(m, "train", "accuracy", 0) < 3 * chance
+    # no base run was trained for it
+    assert [p.parent.name for p in tmp_path.glob("*/config.json")] == [run.id]
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_train_runs_and_lens(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GROKCIRCUIT_RUNS", str(tmp_path))
+    args = ["train", "--preset", "ci", "--quiet", "--set", "train.steps=20", "--set", "train.eval_every=10"]
+    assert main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    summary = json.loads(out[0])
+    cfg = gc.preset("ci", **{"train.steps": "20", "train.eval_every": "10"})
+    assert summary["run"] == cfg.run_id and summary["status"] == "finished"
+    assert "train/accuracy" in summary and "test_inferred_ood/bridge_found" in summary
+    assert (tmp_path / cfg.run_id / "checkpoint.pt").exists()
+
+    assert main(["runs"]) == 0
+    listing = capsys.readouterr().out
+    assert cfg.run_id in listing and "finished" in listing
+
+    assert main(["lens", cfg.run_id, "--split", "ood"]) == 0
+    lines = dict(line.split() for line in capsys.readouterr().out.strip().splitlines())
+    assert "bridge_found" in lines and "bridge@loop1_block1" in lines
+    m = gc.Run(cfg, tmp_path).metrics()
+    assert float(lines["bridge_found"]) == pytest.approx(value(m, "test_inferred_ood", "bridge_found"), abs=1e-4)
+    assert main(["lens", cfg.run_id, "--split", "iid", "--step", "10"]) == 0
+    capsys.readouterr()
+
+
+def test_cli_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GROKCIRCUIT_RUNS", str(tmp_path))
+    assert main(["train", "--preset", "ci", "--quiet", "--set", "train.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "train.nope" in err
+    assert main(["train", "--preset", "ci", "--quiet", "--set", "train.steps"]) == 2
+    assert capsys.readouterr().err.startswith("error: invalid")
+    assert main(["train", "--preset", "ci", "--quiet", "--set", "train.lr=-1"]) == 2
+    assert "train.lr" in capsys.readouterr().err
+    assert main(["train", "--preset", "nope", "--quiet"]) == 2
+    assert "preset" in capsys.readouterr().err
+    assert main(["lens", "ffffffffffff"]) == 2
+    assert capsys.readouterr().err.startswith("error: invalid run")
+    assert not any(tmp_path.iterdir())  # nothing was trained
