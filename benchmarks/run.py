@@ -40,7 +40,7 @@ from grokcircuit.data import choose, make_dataset, vocab_size
 from grokcircuit.encode import encode, layout_of
 from grokcircuit.lens import Queries, run_lens
 from grokcircuit.model import build_model, count_params, sequence_loss
-from grokcircuit.train import Batches, Schedule, _update_ema, lr_at
+from grokcircuit.train import Batches, Schedule, _update_ema, lr_at, train_step
 
 COLUMNS = [
     "config", "variant", "device", "dtype", "threads", "batch", "params", "steps",
@@ -221,9 +221,14 @@ class Setup:
                 torch.set_num_threads(threads)
 
     def step(self, i: int, prof: bool = False) -> None:
-        """One step of grokcircuit.train's loop (`prof`: label its phases for torch.profiler)."""
+        """One step of grokcircuit.train's loop: `train_step` itself, or (`prof`) the same operations with
+        their phases labelled for torch.profiler."""
         cfg, opt = self.cfg, self.opt
         idx = torch.as_tensor(self.batches.indices(i), device=self.dev)
+        if not prof:
+            train_step(self.model, self.fwd, opt, self.ema, self.tokens[idx], self.labels[idx], cfg,
+                       lr_at(i, self.sched), self.autocast)
+            return
         for group in opt.param_groups:
             group["lr"] = lr_at(i, self.sched)
         with phase("forward", prof), self.autocast:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import DataConfig
+from .config import ConfigError, DataConfig
 
 PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
 SPECIALS = ("<mask>", "<sep>", "<a>", "</a>", "<q>", "</q>")
@@ -169,7 +169,7 @@ def downsample_inferred(cfg: DataConfig, g: Graph, pool: Items) -> Items:
     n_id_atomic = int((~g.ood).sum())
     want = round_half_up(cfg.phi * n_id_atomic)
     if want > len(pool):
-        raise ValueError(f"invalid data.phi={cfg.phi}: this graph has only {len(pool)} ID-ID chains, "
+        raise ConfigError(f"invalid data.phi={cfg.phi}: this graph has only {len(pool)} ID-ID chains, "
                          f"phi <= {len(pool) / n_id_atomic:.3f}")
     idx = stream(cfg.seed, _DOWNSAMPLE).choice(len(pool), size=want, replace=False)
     return pool.take(np.sort(idx))

@@ -52,10 +52,11 @@ def encode(items: Items, layout: str, entities: int, relations: int) -> tuple[np
     tokens = np.zeros((n, width), dtype=np.int64)
     tokens[:, 0], tokens[:, 1], tokens[:, 2] = h, r1, r2
     labels = np.zeros((n, width), dtype=np.int64)
+    if layout == "trm":
+        labels[:, :3] = tokens[:, :3]  # the prompt copy first: an atomic answer sits in slot 2
     rows, pos = np.arange(n), answer_position(items, layout)
     labels[rows, pos] = t
     if layout == "trm":
-        labels[:, :3] = tokens[:, :3]
         labels[rows, pos + 1] = end_token(entities, relations)
     return tokens, labels
 

@@ -139,20 +139,20 @@ def new_atomic_facts(ds: KGDataset, n: int, rng: np.random.Generator) -> Items:
 def build_finetune_set(ds: KGDataset, cfg: FinetuneConfig) -> FinetuneSet:
     """New facts, retained old items and the four test categories."""
     cfg.validate()
-    rng = np.random.default_rng([cfg.seed, 11])
+    rng_keep, rng_new, rng_probe = (np.random.default_rng([cfg.seed, 11, i]) for i in range(3))
     is_inf = ds.train.is_inferred
     inferred = ds.train.take(np.flatnonzero(is_inf))
     if cfg.keep_old > len(ds.train):
         raise ValueError(f"invalid finetune.keep_old={cfg.keep_old}: the base training set has {len(ds.train)} items")
     keep = keep_code if cfg.keep_policy == "code" else keep_paper
-    kept_atomic, kept_idx = keep(ds, inferred, cfg.keep_old, rng)
+    kept_atomic, kept_idx = keep(ds, inferred, cfg.keep_old, rng_keep)
     kept_inferred = inferred.take(kept_idx)
-    new = new_atomic_facts(ds, cfg.new_atomic, rng)
+    new = new_atomic_facts(ds, cfg.new_atomic, rng_new)  # the same new facts under either keep policy
     old_id = ds.graph.facts(np.flatnonzero(~ds.graph.ood))
     two_hop = {"new_old": compose(new, old_id), "old_new": compose(old_id, new), "new_new": compose(new, new)}
     probes = {"atomic_new": new}
     for name, items in two_hop.items():
-        probes[name] = items.take(np.sort(choose(rng, len(items), cfg.mix_cap)))
+        probes[name] = items.take(np.sort(choose(rng_probe, len(items), cfg.mix_cap)))
     for name in ("id_atomic", "ood_atomic", "test_inferred_iid", "test_inferred_ood"):
         probes[name] = ds.probes[name]
     train = Items.concat([ds.graph.facts(kept_atomic), kept_inferred, new])

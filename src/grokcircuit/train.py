@@ -129,6 +129,22 @@ def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
         torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
 
 
+def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Optimizer, ema: torch.nn.Module,
+               tokens: torch.Tensor, labels: torch.Tensor, cfg: RunConfig, lr: float, autocast) -> torch.Tensor:
+    """One AdamW step on one batch, then the EMA update; returns the detached loss.
+    `fwd` is `model` or its compiled version."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with autocast:
+        out = fwd(tokens)
+    loss = sequence_loss(out, labels, cfg.model)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    _update_ema(ema, model, cfg.train.ema_decay)
+    return loss.detach()
+
+
 def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     """Train or resume `run`; returns it finished."""
     device = resolve_device(cfg.train.device)
@@ -157,7 +173,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
         step, rows, seconds = state["step"], [list(r) for r in state["rows"]], state["seconds"]
         if state["finished"]:
             return run
-    fwd = torch.compile(model) if cfg.train.compile and device.type == "cuda" else model
+    fwd = torch.compile(model) if cfg.train.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def checkpoint(step: int, loss_mean: float | None) -> None:
@@ -184,16 +200,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     model.train()
     while step < sched.steps:
         idx = torch.as_tensor(batches.indices(step), device=device)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, sched)
-        with autocast:
-            out = fwd(tokens[idx])
-        loss = sequence_loss(out, labels[idx], cfg.model)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        _update_ema(ema, model, cfg.train.ema_decay)
-        loss_sum += loss.detach()
+        loss_sum += train_step(model, fwd, opt, ema, tokens[idx], labels[idx], cfg, lr_at(step, sched), autocast)
         loss_n += 1
         step += 1
         bar.update(1)
