@@ -133,9 +133,11 @@ class TrainConfig:
     weight_decay: float = 1.0
     batch_size: int = 512
     warmup_steps: int = 2000
-    steps: int = 1_580_180  # optimizer steps (the paper: floor(1100 epochs * N / 512))
+    steps: int = 1_580_180  # optimizer steps (ignored when epochs > 0)
     ema_decay: float = 0.999
-    eval_every: int = 7182  # steps between evaluations (the paper: every 5 epochs)
+    eval_every: int = 7182  # steps between evaluations (ignored when eval_every_epochs > 0)
+    epochs: float = 0.0  # > 0: train floor(epochs * N / batch_size) steps, N = this run's training items
+    eval_every_epochs: float = 0.0  # > 0: evaluate every round(eval_every_epochs * floor(N / batch_size)) steps
     eval_size: int = 3000  # cap on queries per probe split at evaluation
     seed: int = 0  # model init and batch order
     device: str = "auto"  # "auto", "cpu" or "cuda"; not part of the run id
@@ -154,6 +156,10 @@ class TrainConfig:
             raise _bad("train.warmup_steps", self.warmup_steps, ">= 0")
         if not 0 <= self.ema_decay < 1:
             raise _bad("train.ema_decay", self.ema_decay, "in [0, 1)")
+        if self.epochs < 0:
+            raise _bad("train.epochs", self.epochs, ">= 0")
+        if self.eval_every_epochs < 0:
+            raise _bad("train.eval_every_epochs", self.eval_every_epochs, ">= 0")
         if self.seed < 0:
             raise _bad("train.seed", self.seed, ">= 0")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -225,7 +231,7 @@ class RunConfig:
 
 NON_SEMANTIC = {("train", "device"), ("train", "compile"), ("train", "snapshots")}
 # Fields added after runs existed: left out of the run id while they hold their default, so earlier ids stay valid.
-ADDED_LATER = {("model", "positions"): "learned"}
+ADDED_LATER = {("model", "positions"): "learned", ("train", "epochs"): 0.0, ("train", "eval_every_epochs"): 0.0}
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -309,7 +315,8 @@ def override(cfg: RunConfig, **dotted: Any) -> RunConfig:
 
 def _paper(regime: str, seed: int) -> RunConfig:
     return RunConfig(data=DataConfig(regime=regime), model=ModelConfig(),
-                     train=TrainConfig(seed=seed, snapshots=False), finetune=None)
+                     train=TrainConfig(seed=seed, snapshots=False, epochs=1100, eval_every_epochs=5),
+                     finetune=None)
 
 
 def _ci(regime: str, seed: int) -> RunConfig:

@@ -60,10 +60,14 @@ def build_task(cfg: RunConfig) -> Task:
     return Task(fs.train, fs.probes, cfg.data.entities, cfg.data.relations)
 
 
-def schedule_of(cfg: RunConfig) -> Schedule:
+def schedule_of(cfg: RunConfig, n_train: int) -> Schedule:
+    """The run's LR, warm-up, length and evaluation cadence (pretraining lengths may be given in epochs)."""
     t, f = cfg.train, cfg.finetune
     if f is None:
-        return Schedule(t.lr, t.warmup_steps, t.steps, t.eval_every)
+        per_epoch = n_train // t.batch_size
+        steps = int(t.epochs * n_train // t.batch_size) if t.epochs else t.steps
+        every = max(1, round(t.eval_every_epochs * per_epoch)) if t.eval_every_epochs else t.eval_every
+        return Schedule(t.lr, t.warmup_steps, steps, every)
     if f.from_scratch:  # the control group uses the pretraining recipe on the finetuning data
         return Schedule(t.lr, t.warmup_steps, f.steps, f.eval_every)
     return Schedule(f.lr, f.warmup_steps, f.steps, f.eval_every)
@@ -148,8 +152,8 @@ def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Op
 def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     """Train or resume `run`; returns it finished."""
     device = resolve_device(cfg.train.device)
-    sched = schedule_of(cfg)
     task = build_task(cfg)
+    sched = schedule_of(cfg, len(task.train))
     layout = layout_of(cfg.model.arch)
     tokens, labels = (torch.as_tensor(a, device=device)
                       for a in encode(task.train, layout, task.entities, task.relations))
