@@ -1,7 +1,7 @@
 """grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026) for a laptop CPU.
 
 Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, finetune,
-encode, model, lens, runs, train, cli.
+encode, model, flops, lens, runs, train, findings, experiments, reproduce, paths, plots, paper, cli.
 """
 from .augment import REGIME_SPECS, regime_params
 from .config import (REGIMES, ConfigError, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig,
@@ -13,6 +13,9 @@ from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, 
 from .model import build_model, stage_label, stage_names
 from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_root
 from .train import build_task, train
+from .experiments import finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
+from .findings import milestones, summarize_finetune, summarize_pretrain
+from . import paper
 from .flops import forward_flops_per_sample, train_flops_per_step
 from .paths import (agreement, first_stage, first_stage_counts, patch_effect, patch_profile, path_map,
                     total_variation)
