@@ -90,3 +90,10 @@ def test_book_builds_strictly(html):
         str(p.relative_to(html)) for p in pages if "Traceback" in p.read_text(errors="replace")
     ]
     assert not with_traceback, f"pages containing a traceback: {with_traceback}"
+
+
+def test_pages_show_figures_not_their_text(html):
+    """A figure that failed to render shows up as its repr; an unresolved glue key as a warning in the page."""
+    bad = [str(p.relative_to(html)) for p in (html / "notebooks").glob("*.html")
+           if "Figure size" in p.read_text(errors="replace")]
+    assert not bad, f"pages with a figure rendered as text: {bad}"
