@@ -27,7 +27,7 @@ def tok_r(r: int) -> int:
 
 
 def test_id_scheme():
-    assert entity_token(0, E) == 1 and entity_token(E - 1, E) == E
+    assert entity_token(0) == 1 and entity_token(E - 1) == E
     assert relation_token(0, E) == E + 1 and relation_token(R - 1, E) == E + R
     assert end_token(E, R) == END == 14
     assert PAD == 0

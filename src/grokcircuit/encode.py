@@ -17,7 +17,7 @@ PAD = 0
 LAYOUTS = ("trm", "causal")
 
 
-def entity_token(e: np.ndarray | int, entities: int) -> np.ndarray | int:
+def entity_token(e: np.ndarray | int) -> np.ndarray | int:
     return e + 1
 
 
@@ -44,10 +44,10 @@ def encode(items: Items, layout: str, entities: int, relations: int) -> tuple[np
     if layout not in LAYOUTS:
         raise ValueError(f"invalid layout={layout!r}: must be one of {LAYOUTS}")
     n, inf = len(items), items.is_inferred
-    h = entity_token(items.h, entities)
+    h = entity_token(items.h)
     r1 = relation_token(items.r1, entities)
     r2 = np.where(inf, relation_token(items.r2, entities), PAD)
-    t = entity_token(items.t, entities)
+    t = entity_token(items.t)
     width = 5 if layout == "trm" else 3
     tokens = np.zeros((n, width), dtype=np.int64)
     tokens[:, 0], tokens[:, 1], tokens[:, 2] = h, r1, r2
@@ -63,4 +63,4 @@ def encode(items: Items, layout: str, entities: int, relations: int) -> tuple[np
 
 def bridge_token(items: Items, entities: int) -> np.ndarray:
     """Token id of each query's bridge (PAD for atomic queries)."""
-    return np.where(items.is_inferred, entity_token(items.b, entities), PAD)
+    return np.where(items.is_inferred, entity_token(items.b), PAD)

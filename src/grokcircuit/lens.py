@@ -34,7 +34,7 @@ class Queries:
         tokens, labels = encode(items, layout, entities, relations)
         as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         return Queries(items, as_t(tokens), as_t(labels), as_t(bridge_token(items, entities)),
-                       as_t(entity_token(items.t, entities)))
+                       as_t(entity_token(items.t)))
 
     def __len__(self) -> int:
         return len(self.items)

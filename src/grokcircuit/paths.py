@@ -170,7 +170,7 @@ def _patch_rates(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stages
         rows = torch.as_tensor(idx, device=device)
         at = (torch.arange(len(idx), device=device), torch.as_tensor(slot[idx], device=device))
         t_old = q.target[rows]
-        t_alt = torch.as_tensor(entity_token(t_new[idx], 0), device=device)
+        t_alt = torch.as_tensor(entity_token(t_new[idx]), device=device)
         with _autocast(device):
             donor_trace = model(q.tokens[torch.as_tensor(donor[idx], device=device)], trace=True).trace
             clean = model(q.tokens[rows]).logits[at].argmax(-1)
@@ -221,3 +221,20 @@ def patch_profile(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, posit
     if not include_final:
         stages = stages[:-1]
     return _patch_rates(model, q, tail_of, stages, position, None, seed)
+
+
+# ----------------------------------------------------------------------------- real vs fake grokking
+
+def bridge_rate_when_correct(model: torch.nn.Module, q: Queries) -> dict[str, float]:
+    """Does a correct answer come with a recovered bridge? (Finding 2, "fake grokking").
+
+    Returns n, correct (fraction answered exactly), and the bridge-found rate (the paper's any-stage,
+    any-position rule) among the correctly answered queries and among the others; NaN for an empty group.
+    """
+    from .lens import bridge_found, exact_match, run_lens
+
+    correct = exact_match(model, q)
+    found = bridge_found(run_lens(model, q))
+    rate = lambda sel: float(found[sel].mean()) if sel.any() else float("nan")  # noqa: E731
+    return {"n": len(correct), "correct": float(correct.mean()) if len(correct) else float("nan"),
+            "bridge_when_correct": rate(correct), "bridge_when_wrong": rate(~correct)}
