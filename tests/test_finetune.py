@@ -179,7 +179,6 @@ def test_paper_policy_keeping_everything(cpu_ds):
 
 def check_categories(ds: gc.KGDataset, fs, at_least: int) -> None:
     look = Lookup(ds, fs.new_facts)
-    R = ds.cfg.relations
     expected = {"new_old": (True, False), "old_new": (False, True), "new_new": (True, True)}
     train_keys = fs.train.keys()
     for name, (new1, new2) in expected.items():
