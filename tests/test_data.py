@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import grokcircuit as gc
+from conftest import isin
 from grokcircuit.cli import main
 from grokcircuit.data import round_half_up
 
@@ -61,15 +62,6 @@ def distinct(a: np.ndarray) -> np.ndarray:
     """Sorted distinct values (np.sort based: np.unique is much slower on large int64 arrays here)."""
     s = np.sort(a)
     return s[np.concatenate([[True], s[1:] != s[:-1]])] if len(s) else s
-
-
-def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.isin(a, b) through a sorted search."""
-    if len(b) == 0:
-        return np.zeros(len(a), dtype=bool)
-    s = np.sort(b)
-    i = np.minimum(np.searchsorted(s, a), len(s) - 1)
-    return s[i] == a
 
 
 def same_items(a: gc.Items, b: gc.Items) -> bool:

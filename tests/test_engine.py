@@ -30,15 +30,6 @@ PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "tes
 SHORT = {"train.steps": "60", "train.eval_every": "30"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run faster on one thread, and far faster when another process shares the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs")

@@ -8,17 +8,10 @@ import numpy as np
 import pytest
 
 import grokcircuit as gc
+from conftest import isin
 from grokcircuit.finetune import build_finetune_set
 
 CPU_FT = gc.FinetuneConfig(new_atomic=200, keep_old=2000, mix_cap=1000)
-
-
-def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(b) == 0:
-        return np.zeros(len(a), dtype=bool)
-    s = np.sort(b)
-    i = np.minimum(np.searchsorted(s, a), len(s) - 1)
-    return s[i] == a
 
 
 def n_distinct(a: np.ndarray) -> int:

@@ -23,14 +23,6 @@ LOOPED_ROPE = replace(LOOPED, positions="rope")
 CONFIGS = {"trm": TRM, "trm_attn": TRM_ATTN, "looped": LOOPED, "looped_rope": LOOPED_ROPE}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make(cfg: gc.ModelConfig, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return gc.build_model(cfg, V)
