@@ -1,7 +1,7 @@
 """The CPU-scale search: train candidate configurations one after another, each within a wall-time budget,
 and append what each reached to `results/cpu/search.csv`.
 
-    python scripts/search_cpu.py [--budget-min 10] [--only NAME ...]
+    python scripts/search_cpu.py [--budget-min 10] [--only NAME ...] [--record-only]
 
 Runs go through the run store, so a candidate stopped by its budget resumes when run again (and the
 table then shows how far it got in total). Single-threaded torch, so two processes never thrash.
@@ -39,12 +39,17 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                            "rotary (relative) positions: hop 2 can reuse the atomic lookup one slot later"),
     "e60-looped1x4-rope": ("natural", {**SMALL, "model.n_blocks": "1", "model.loops": "4", "model.positions": "rope"},
                            "one block applied 4 times, with rotary positions"),
+    "e60-looped2x2-both-full": ("both_hop_full", {**SMALL},
+                                "Finding 1's no-wait regime at the e60-looped2x2 scale"),
+    "e60-looped2x2-second-full": ("second_hop_full", {**SMALL},
+                                  "Finding 2's fake-grokking regime at the e60-looped2x2 scale"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
 }
 
 
-def run_candidate(name: str, budget_s: float) -> dict:
+def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
+    """Train `name` for at most `budget_s` seconds (resuming), then summarize what its run reached."""
     regime, overrides, why = CANDIDATES[name]
     cfg = gc.preset("cpu", regime=regime, **overrides)
     cmd = [sys.executable, "-m", "grokcircuit.cli", "train", "--preset", "cpu", "--regime", regime, "--quiet"]
@@ -53,7 +58,8 @@ def run_candidate(name: str, budget_s: float) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     t0 = time.perf_counter()
     try:
-        subprocess.run(cmd, env=env, timeout=budget_s, check=True, stdout=subprocess.DEVNULL)
+        if train:
+            subprocess.run(cmd, env=env, timeout=budget_s, check=True, stdout=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         pass
     run = gc.Run(cfg)
@@ -62,6 +68,7 @@ def run_candidate(name: str, budget_s: float) -> dict:
     metrics[~metrics.metric.str.startswith("bridge@")].to_csv(CURVES / f"{name}.csv", index=False)
     seconds = run.load_checkpoint()["seconds"]
     row = {"name": name, "regime": regime, "overrides": json.dumps(overrides), "why": why, "run_id": run.id,
+           "config": json.dumps(gc.config.to_dict(cfg), sort_keys=True),
            "status": run.status(), "train_seconds": round(seconds, 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
            **summarize_pretrain(metrics, regime)}
@@ -72,9 +79,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-min", type=float, default=10.0)
     p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--record-only", action="store_true", help="do not train; rewrite the rows from the run store")
     args = p.parse_args()
     for name in args.only or list(CANDIDATES):
-        row = run_candidate(name, args.budget_min * 60)
+        row = run_candidate(name, args.budget_min * 60, train=not args.record_only)
         frame = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame()
         frame = pd.concat([frame[frame.get("name", pd.Series(dtype=str)) != name] if len(frame) else frame,
                            pd.DataFrame([row])], ignore_index=True)

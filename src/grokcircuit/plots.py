@@ -246,3 +246,98 @@ def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False
     axes.flat[0].set_ylabel("rate")
     axes.flat[0].legend(loc="upper left", fontsize=8)
     return fig
+
+
+# ------------------------------------------------------------------ chapters 2-3: inference paths
+
+def _stage_order(frame: pd.DataFrame) -> list:
+    return list(dict.fromkeys(frame["stage"]))
+
+
+def plot_path_maps(maps: Mapping[str, pd.DataFrame], *, ncols: int | None = None, vmax: float | None = None,
+                   positions: Sequence[str] | None = None, what: str = "bridge") -> Figure:
+    """Heatmaps (stage x position) of a top-1 rate, one panel per named map, on one shared colour scale.
+
+    Each map has columns stage, position, rate (`grokcircuit.path_map`). The scale runs from 0 to `vmax`
+    (default: the largest rate of all maps). Each image carries the gid "map:<name>"; each cell its value.
+    """
+    if not isinstance(maps, Mapping) or not maps:
+        raise ValueError("plot_path_maps: expected a non-empty mapping of name -> path map")
+    for name, frame in maps.items():
+        _require(frame, ["stage", "position", "rate"], f"plot_path_maps[{name!r}]")
+    grids = {name: f.pivot_table(index="stage", columns="position", values="rate", sort=False)
+             .reindex(_stage_order(f)) for name, f in maps.items()}
+    top = max(float(np.nanmax(g.to_numpy())) if g.size else 0.0 for g in grids.values())
+    vmax = vmax if vmax is not None else max(top, 1e-9)
+    ncols = ncols or len(grids)
+    nrows = -(-len(grids) // ncols)
+    first = next(iter(grids.values()))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * first.shape[1] * ncols + 2.6, 0.42 * first.shape[0] * nrows + 1.4),
+                             squeeze=False, layout="constrained")
+    for ax, (name, grid) in zip(axes.flat, grids.items()):
+        image = ax.imshow(grid.to_numpy(float), cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        image.set_gid(f"map:{name}")
+        for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.6 * vmax else "black")
+        labels = positions if positions is not None else [str(p) for p in grid.columns]
+        ax.set_xticks(range(grid.shape[1]), labels)
+        ax.set_yticks(range(grid.shape[0]), list(grid.index))
+        ax.set(title=name, xlabel="position")
+        ax.grid(False)
+    for ax in list(axes.flat)[len(grids):]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes, shrink=0.8, label=f"{what} top-1 rate")
+    return fig
+
+
+def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: str | None = "queries") -> Figure:
+    """Activation patching per stage: the share of answers that follow the donor's bridge (solid) and that
+    stay the same (dashed), one line per `series` value, one panel per `panel` value when that column exists.
+
+    `frame` has columns stage, followed, kept and `series` (`grokcircuit.patch_profile` rows with labels).
+    Lines carry the gid "patch:<panel>/<series>/<followed|kept>".
+    """
+    _require(frame, ["stage", "followed", "kept", series], "plot_patch_profiles")
+    panels = list(dict.fromkeys(frame[panel])) if panel and panel in frame.columns else [None]
+    names = list(dict.fromkeys(frame[series]))
+    stages = _stage_order(frame)
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.9 * len(stages) * len(panels) + 2.5, 3.6), sharey=True,
+                             squeeze=False, layout="constrained")
+    colors = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    for ax, key in zip(axes[0], panels):
+        sel = frame if key is None else frame[frame[panel] == key]
+        for name in names:
+            rows = sel[sel[series] == name].set_index("stage").reindex(stages)
+            for what, style in (("followed", "-"), ("kept", "--")):
+                ax.plot(range(len(stages)), rows[what].to_numpy(float), ls=style, marker="o", ms=4, lw=1.8,
+                        color=colors[name], gid=f"patch:{key}/{name}/{what}",
+                        label=f"{name}: {'follows donor' if what == 'followed' else 'answer kept'}")
+        ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
+        ax.set(ylim=(0, 1.05), xlabel="patched stage (r1 slot)", title=key)
+    axes[0, 0].set_ylabel("share of queries")
+    axes[0, -1].legend(frameon=False, fontsize=8, loc="best", handlelength=3.5)
+    return fig
+
+
+def plot_regime_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[str, str]], *,
+                       milestones: Mapping[str, Mapping[str, float | None]] | None = None, **kwargs) -> Figure:
+    """`plot_curves` with one panel per regime, each marked with its own milestones.
+
+    `milestones` maps a regime to {name: step}; a step of None (never reached) draws nothing. Lines carry the
+    gid "milestone:<regime>:<name>".
+    """
+    _require(metrics, ["regime"], "plot_regime_curves")
+    fig = plot_curves(metrics, metrics_to_plot, **kwargs)
+    panel_of = {ax.get_title(): ax for ax in fig.axes}
+    for regime, marks in (milestones or {}).items():
+        ax = panel_of.get(REGIME_LABELS.get(regime, regime))
+        if ax is None:
+            raise ValueError(f"plot_regime_curves: no panel for regime {regime!r}")
+        for name, step in marks.items():
+            if step is None or pd.isna(step):
+                continue
+            ax.axvline(step, color="0.25", ls=":", lw=1.2, gid=f"milestone:{regime}:{name}")
+            ax.annotate(name, (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, ha="right",
+                        va="top", fontsize=8, color="0.25", xytext=(-2, -2), textcoords="offset points")
+    return fig
