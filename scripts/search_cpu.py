@@ -43,6 +43,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                 "Finding 1's no-wait regime at the e60-looped2x2 scale"),
     "e60-looped2x2-second-full": ("second_hop_full", {**SMALL},
                                   "Finding 2's fake-grokking regime at the e60-looped2x2 scale"),
+    "e60-looped2x2-wd1": ("natural", {**SMALL, "train.weight_decay": "1.0"},
+                          "the paper's weight decay 1.0: twice the per-step decay, to speed consolidation after the fit"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
 }
