@@ -248,6 +248,124 @@ def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False
     return fig
 
 
+# ------------------------------------------------------------------ chapters 4-5: transfer and compute
+
+BASE_LABELS = {**REGIME_LABELS, "control": "Control (from scratch)"}
+CATEGORY_LABELS = {"new_old": "new + old", "old_new": "old + new", "new_new": "new + new"}
+TRANSFER_CURVES = (("atomic_new", "exact_match", "new-fact accuracy"), (None, "exact_match", "exact match"),
+                   (None, "bridge_found", "bridge found"))
+
+
+def _ordered(values, known: Sequence[str]) -> list:
+    present = list(dict.fromkeys(values))
+    return [k for k in known if k in present] + [v for v in present if v not in known]
+
+
+def _seed_stats(rows: pd.DataFrame) -> pd.DataFrame:
+    """mean, min and max over seeds of `value` by step (each seed weighs the same)."""
+    if "seed" in rows.columns:
+        rows = rows.groupby(["seed", "step"], as_index=False)["value"].mean()
+    return rows.groupby("step")["value"].agg(["mean", "min", "max"]).sort_index()
+
+
+def plot_transfer_grid(metrics: pd.DataFrame, *, categories: Sequence[str] = ("new_old", "old_new", "new_new"),
+                       xscale: str = "linear") -> Figure:
+    """The paper's Figure 4: one row per finetuned base (column `base`), one column per two-hop category.
+
+    Each panel shows the new-fact accuracy (atomic_new exact match, the same curve in every column) and the
+    category's exact match and bridge found, mean over seeds with a min-max band. Lines carry the gid
+    "<base>:<category>:<split>/<metric>".
+    """
+    _require(metrics, ["step", "split", "metric", "value", "base"], "plot_transfer_grid")
+    bases = _ordered(metrics["base"], list(BASE_LABELS))
+    have = set(zip(metrics["split"], metrics["metric"]))
+    absent = [(c, m) for c in categories for _, m, _ in TRANSFER_CURVES[1:] if (c, m) not in have]
+    if absent or ("atomic_new", "exact_match") not in have:
+        raise ValueError(f"plot_transfer_grid: no rows for {absent or [('atomic_new', 'exact_match')]}")
+    fig, axes = plt.subplots(len(bases), len(categories), figsize=(3.6 * len(categories) + 1.0, 2.5 * len(bases)),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    colors = sns.color_palette("colorblind", len(TRANSFER_CURVES))
+    for i, base in enumerate(bases):
+        frame = metrics[metrics["base"] == base]
+        for j, cat in enumerate(categories):
+            ax = axes[i, j]
+            for color, (split, metric, label) in zip(colors, TRANSFER_CURVES):
+                split = split or cat
+                stats = _seed_stats(frame[(frame["split"] == split) & (frame["metric"] == metric)])
+                ax.plot(stats.index, stats["mean"], color=color, lw=1.8, label=label,
+                        gid=f"{base}:{cat}:{split}/{metric}")
+                if "seed" in frame.columns and frame["seed"].nunique() > 1:
+                    ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
+            ax.set(ylim=(0, 1.05), xscale=xscale)
+            if i == 0:
+                ax.set_title(CATEGORY_LABELS.get(cat, cat))
+            if i == len(bases) - 1:
+                ax.set_xlabel("finetuning step")
+        axes[i, 0].set_ylabel(BASE_LABELS.get(base, base), fontsize=10)
+    axes[0, -1].legend(frameon=False, fontsize=8, loc="best")
+    return fig
+
+
+def plot_transfer_summary(frame: pd.DataFrame, *, metrics: Sequence[str] = ("exact_match", "bridge_found")) -> Figure:
+    """The paper's Figure 3 in bars: final value per base (hue) and category (x), one panel per metric.
+
+    `frame` has columns base, category, metric, value (one row per seed when seeds vary; the bar is the mean
+    and the error bar the min-max range).
+    """
+    _require(frame, ["base", "category", "metric", "value"], "plot_transfer_summary")
+    missing = [m for m in metrics if m not in set(frame["metric"])]
+    if missing:
+        raise ValueError(f"plot_transfer_summary: no rows for metric(s) {missing}")
+    bases = _ordered(frame["base"], list(BASE_LABELS))
+    cats = _ordered(frame["category"], list(CATEGORY_LABELS))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, metric in zip(axes[0], metrics):
+        sel = frame[frame["metric"] == metric].assign(base=lambda f: f["base"].map(lambda b: BASE_LABELS.get(b, b)))
+        sns.barplot(sel, x="category", y="value", hue="base", order=cats, ax=ax, palette="colorblind",
+                    hue_order=[BASE_LABELS.get(b, b) for b in bases], errorbar=("pi", 100), err_kws={"lw": 1})
+        ax.set_xticks(range(len(cats)), [CATEGORY_LABELS.get(c, c) for c in cats])
+        ax.set(title=metric.replace("_", " "), xlabel="two-hop category", ylabel="final value", ylim=(0, 1.05))
+        ax.get_legend().remove()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="finetuned base", loc="outside right center", frameon=False, fontsize=9)
+    return fig
+
+
+def plot_milestone_costs(frame: pd.DataFrame, *, value: str = "flops") -> Figure:
+    """Bars of the compute to reach each milestone per regime, log scale; one panel per `source` when given.
+
+    `frame` has columns regime, milestone and `value` (NaN where the milestone was not reached: the bar is
+    absent and "not reached" is written at its place, with gid "unreached:<regime>:<milestone>").
+    """
+    _require(frame, ["regime", "milestone", value], "plot_milestone_costs")
+    sources = list(dict.fromkeys(frame["source"])) if "source" in frame.columns else [None]
+    milestones = list(dict.fromkeys(frame["milestone"]))
+    fig, axes = plt.subplots(1, len(sources), figsize=(5.6 * len(sources), 4.0), squeeze=False,
+                             layout="constrained")
+    colors = dict(zip(milestones, sns.color_palette("colorblind", len(milestones))))
+    width = 0.8 / max(len(milestones), 1)
+    for ax, source in zip(axes[0], sources):
+        sel = frame if source is None else frame[frame["source"] == source]
+        regimes = _ordered(sel["regime"], list(BASE_LABELS))
+        reached = sel[value].dropna()
+        floor = reached.min() / 3 if len(reached) else 1.0
+        for k, name in enumerate(milestones):
+            rows = sel[sel["milestone"] == name].set_index("regime").reindex(regimes)
+            x = np.arange(len(regimes)) + (k - (len(milestones) - 1) / 2) * width
+            ax.bar(x, rows[value].fillna(0).to_numpy(float), width, bottom=0, color=colors[name], label=name)
+            for xi, regime, v in zip(x, regimes, rows[value]):
+                if pd.isna(v):
+                    ax.text(xi, floor * 1.2, "not reached", rotation=90, ha="center", va="bottom", fontsize=7,
+                            color="0.3", gid=f"unreached:{regime}:{name}")
+        ax.set_ylim(floor, reached.max() * 3 if len(reached) else floor * 10)  # limits first: no autoscale warning
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(regimes)), [BASE_LABELS.get(r, r) for r in regimes], rotation=20, ha="right")
+        ax.set(ylabel=f"{value.replace('_', ' ')} (log scale)", title=source)
+    axes[0, 0].legend(frameon=False, fontsize=9, loc="upper left")
+    return fig
+
+
 # ------------------------------------------------------------------ chapters 2-3: inference paths
 
 def _stage_order(frame: pd.DataFrame) -> list:

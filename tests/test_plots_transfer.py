@@ -1,0 +1,122 @@
+"""Plots of chapters 4-5: the finetuning grid (Figure 4), its summary bars (Figure 3) and milestone costs."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from grokcircuit import plots  # noqa: E402
+
+BASES = ("natural", "second_hop_full", "control")
+CATS = ("new_old", "old_new", "new_new")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def finetune_frame(seeds: int = 2) -> pd.DataFrame:
+    rows = []
+    for b, base in enumerate(BASES):
+        for seed in range(seeds):
+            for step in (0, 50, 100):
+                rows.append((step, "atomic_new", "exact_match", step / 100, base, seed))
+                for c, cat in enumerate(CATS):
+                    for metric in ("exact_match", "bridge_found", "bridge@embed"):
+                        rows.append((step, cat, metric, (b + c + seed) / 10 * step / 100, base, seed))
+    return pd.DataFrame(rows, columns=["step", "split", "metric", "value", "base", "seed"])
+
+
+def lines_by_gid(fig: Figure) -> dict[str, object]:
+    return {line.get_gid(): line for ax in fig.axes for line in ax.get_lines() if line.get_gid()}
+
+
+def test_transfer_grid_has_one_panel_per_base_and_category():
+    fig = plots.plot_transfer_grid(finetune_frame())
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == len(BASES) * len(CATS)
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["new + old", "old + new", "new + new"]
+    assert fig.axes[0].get_ylabel() == "Natural" and fig.axes[6].get_ylabel() == "Control (from scratch)"
+    assert len(lines_by_gid(fig)) == len(BASES) * len(CATS) * 3
+
+
+def test_transfer_grid_plots_the_seed_mean_of_the_right_split():
+    fig = plots.plot_transfer_grid(finetune_frame(seeds=2))
+    line = lines_by_gid(fig)["second_hop_full:old_new:old_new/exact_match"]
+    # base 1, category 1: seeds 0 and 1 give (2/10, 3/10) * step/100; the mean at step 100 is 0.25
+    np.testing.assert_allclose(line.get_ydata(), [0.0, 0.125, 0.25])
+    new_fact = lines_by_gid(fig)["natural:new_new:atomic_new/exact_match"]
+    np.testing.assert_allclose(new_fact.get_ydata(), [0.0, 0.5, 1.0])
+
+
+def test_transfer_grid_rejects_missing_rows():
+    frame = finetune_frame()
+    with pytest.raises(ValueError, match="no rows"):
+        plots.plot_transfer_grid(frame[frame.split != "old_new"])
+    with pytest.raises(ValueError, match="base"):
+        plots.plot_transfer_grid(frame.drop(columns="base"))
+
+
+def summary_frame() -> pd.DataFrame:
+    return pd.DataFrame([{"base": b, "category": c, "metric": m, "seed": s, "value": 0.1 * (i + j) + 0.05 * s}
+                         for i, b in enumerate(BASES) for j, c in enumerate(CATS)
+                         for m in ("exact_match", "bridge_found") for s in range(2)])
+
+
+def test_transfer_summary_bars_are_seed_means():
+    fig = plots.plot_transfer_summary(summary_frame())
+    assert len(fig.axes) == 2
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches if p.get_height() > 0)
+    expected = sorted(round(0.1 * (i + j) + 0.025, 6) for i in range(3) for j in range(3))
+    assert heights == expected
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["new + old", "old + new", "new + new"]
+
+
+def test_transfer_summary_rejects_a_missing_metric():
+    frame = summary_frame()
+    with pytest.raises(ValueError, match="bridge_found"):
+        plots.plot_transfer_summary(frame[frame.metric == "exact_match"])
+
+
+def cost_frame() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"source": "ours", "regime": "natural", "milestone": "T_fit", "flops": 1e12},
+        {"source": "ours", "regime": "natural", "milestone": "T_ood", "flops": np.nan},
+        {"source": "ours", "regime": "both_hop_full", "milestone": "T_fit", "flops": 2e12},
+        {"source": "ours", "regime": "both_hop_full", "milestone": "T_ood", "flops": 3e12},
+        {"source": "paper", "regime": "natural", "milestone": "T_fit", "flops": 1e18},
+        {"source": "paper", "regime": "natural", "milestone": "T_ood", "flops": 4e18},
+        {"source": "paper", "regime": "both_hop_full", "milestone": "T_fit", "flops": 5e17},
+        {"source": "paper", "regime": "both_hop_full", "milestone": "T_ood", "flops": 3e17},
+    ])
+
+
+def test_milestone_costs_log_bars_and_unreached_marks():
+    fig = plots.plot_milestone_costs(cost_frame())
+    assert [ax.get_title() for ax in fig.axes] == ["ours", "paper"]
+    assert all(ax.get_yscale() == "log" for ax in fig.axes)
+    heights = sorted(p.get_height() for p in fig.axes[1].patches)
+    assert heights == [3e17, 5e17, 1e18, 4e18]
+    marks = [t.get_gid() for ax in fig.axes for t in ax.texts if t.get_gid()]
+    assert marks == ["unreached:natural:T_ood"]
+
+
+def test_milestone_costs_rejects_a_missing_value_column():
+    with pytest.raises(ValueError, match="flops"):
+        plots.plot_milestone_costs(cost_frame().drop(columns="flops"))
+
+
+def test_milestone_costs_with_nothing_reached_draws_only_marks(recwarn):
+    frame = cost_frame().assign(flops=np.nan)
+    fig = plots.plot_milestone_costs(frame[frame.source == "ours"])
+    assert all(p.get_height() == 0 for p in fig.axes[0].patches)
+    assert len([t for t in fig.axes[0].texts if t.get_gid()]) == 4
+    assert not [w for w in recwarn if "log-scaled" in str(w.message)]
