@@ -19,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 import grokcircuit as gc
-from grokcircuit.findings import summarize_pretrain
+from grokcircuit.experiments import backfill
+from grokcircuit.findings import bridge_metric, summarize_pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "cpu" / "search.csv"
@@ -65,7 +66,7 @@ def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
     except subprocess.TimeoutExpired:
         pass
     run = gc.Run(cfg)
-    metrics = run.metrics()
+    metrics = backfill(run, splits=("test_inferred_ood",))
     CURVES.mkdir(parents=True, exist_ok=True)
     metrics[~metrics.metric.str.startswith("bridge@")].to_csv(CURVES / f"{name}.csv", index=False)
     seconds = run.load_checkpoint()["seconds"]
@@ -73,7 +74,7 @@ def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
            "config": json.dumps(gc.config.to_dict(cfg), sort_keys=True),
            "status": run.status(), "train_seconds": round(seconds, 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-           **summarize_pretrain(metrics, regime)}
+           **summarize_pretrain(metrics, regime, bridge_metric(cfg.model.arch))}
     return row
 
 

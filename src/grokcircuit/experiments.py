@@ -29,7 +29,7 @@ def _collect(configs: Iterable[tuple[str, str, int, RunConfig]], progress: bool)
     for column, label, seed, cfg in configs:
         run = get_or_train(cfg, progress=progress)
         runs[(label, seed)] = run
-        frames.append(run.metrics().assign(**{column: label, "seed": seed, "run_id": run.id}))
+        frames.append(backfill(run).assign(**{column: label, "seed": seed, "run_id": run.id}))
     return pd.concat(frames, ignore_index=True), runs
 
 
@@ -45,3 +45,37 @@ def finetune_metrics(preset: str, bases: Iterable[str], seeds: Iterable[int], pr
     """(tidy metrics with base/seed/run_id, {(base, seed): Run}) of the finetuning runs."""
     return _collect((("base", b, s, finetune_config(preset, b, s, **overrides)) for b in bases for s in seeds),
                     progress)
+
+
+def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",),
+             splits: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The run's metrics, plus lens metrics it did not log at some evaluations (added to the package later),
+    recomputed from the EMA snapshot of each evaluation on the same queries (default: every lens split)."""
+    import torch
+
+    from .data import vocab_size
+    from .lens import lens_metrics, run_lens
+    from .model import build_model
+    from .train import build_task, eval_queries
+
+    logged = run.metrics()
+    if splits is None:
+        splits = tuple(sorted(set(logged.split[logged.metric == "bridge_found"])))
+    have = logged[logged.metric.isin(metrics)].groupby("step").size()
+    steps = [s for s in run.snapshot_steps() if have.get(s, 0) < len(metrics) * len(splits)]
+    if not steps:
+        return logged
+    cfg = run.cfg
+    task = build_task(cfg)
+    queries = eval_queries(task, cfg, torch.device("cpu"))
+    model = build_model(cfg.model, vocab_size(task.entities, task.relations))
+    rows = []
+    for step in steps:
+        model.load_state_dict(run.ema_state(step))
+        for split in splits:
+            values = lens_metrics(run_lens(model, queries[split]))
+            rows += [(step, split, name, values[name]) for name in metrics]
+    extra = pd.DataFrame(rows, columns=["step", "split", "metric", "value"])
+    keep = ~(logged.step.isin(steps) & logged.metric.isin(metrics))
+    return pd.concat([logged[keep], extra], ignore_index=True).sort_values(["step", "split", "metric"],
+                                                                           ignore_index=True)

@@ -2,8 +2,13 @@
 
 Milestones (first evaluation step at which):
 - T_fit:    training accuracy (mean EM over id_atomic, ood_atomic, train_inferred) >= 0.99;
-- T_bridge: OOD bridge found (the paper's any-stage, any-position rule) >= 0.9;
+- T_bridge: OOD bridge found >= 0.9;
 - T_ood:    OOD exact match >= 0.5.
+The bridge metric depends on the architecture (`bridge_metric`): the paper's any-stage, any-position rule for
+the TRM; for the causal looped model the rule without its first and last stage, because there the last stage
+at the r1 slot is the atomic answer (the bridge) for any model that memorised the facts, so the paper's rule
+is met by a model trained only on atomic facts (seen in the from-scratch control). This choice was made
+from that structural reason, before any natural-regime run reached its OOD milestone.
 Each `summarize_*` returns one row with the milestones, final metrics and `holds_<criterion>` booleans
 (None where a criterion does not apply).
 """
@@ -28,9 +33,22 @@ def first_step(metrics: pd.DataFrame, split: str, metric: str, threshold: float)
     return int(hit.index[0]) if len(hit) else None
 
 
-def milestones(metrics: pd.DataFrame) -> dict[str, int | None]:
+BRIDGE_RULES = {
+    "bridge_found": "the paper's: the bridge is the top-1 token at any stage and any position",
+    "bridge_found_intermediate": ("the bridge is the top-1 token at any position of a stage other than the first "
+                                  "and the last; in this causal model the last stage at the r1 slot is the atomic "
+                                  "fact's own answer, which a model trained only on atomic facts also gives"),
+}
+
+
+def bridge_metric(arch: str) -> str:
+    """The bridge-found metric that is not trivially met by the architecture (see the module docstring)."""
+    return "bridge_found" if arch == "trm" else "bridge_found_intermediate"
+
+
+def milestones(metrics: pd.DataFrame, bridge: str = "bridge_found") -> dict[str, int | None]:
     return {"T_fit": first_step(metrics, "train", "accuracy", FIT),
-            "T_bridge": first_step(metrics, "test_inferred_ood", "bridge_found", BRIDGE),
+            "T_bridge": first_step(metrics, "test_inferred_ood", bridge, BRIDGE),
             "T_ood": first_step(metrics, "test_inferred_ood", "exact_match", OOD_HALF)}
 
 
@@ -43,15 +61,16 @@ def _lt(a: int | None, b: int | None) -> bool:
     return a is not None and b is not None and a < b
 
 
-def summarize_pretrain(metrics: pd.DataFrame, regime: str) -> dict:
-    """Milestones, final metrics and the criteria that apply to `regime`."""
-    m = milestones(metrics)
-    ood, bridge = curve(metrics, "test_inferred_ood", "exact_match"), curve(metrics, "test_inferred_ood", "bridge_found")
+def summarize_pretrain(metrics: pd.DataFrame, regime: str, bridge: str = "bridge_found") -> dict:
+    """Milestones, final metrics and the criteria that apply to `regime`; `bridge` names the bridge metric."""
+    m = milestones(metrics, bridge)
+    ood, bridge_curve = curve(metrics, "test_inferred_ood", "exact_match"), curve(metrics, "test_inferred_ood", bridge)
     row = {**m, "steps": int(metrics.step.max()),
            "final_train_accuracy": final(metrics, "train", "accuracy"),
            "final_iid_exact_match": final(metrics, "test_inferred_iid", "exact_match"),
            "final_ood_exact_match": final(metrics, "test_inferred_ood", "exact_match"),
-           "final_ood_bridge_found": final(metrics, "test_inferred_ood", "bridge_found"),
+           "bridge_metric": bridge,
+           "final_ood_bridge_found": final(metrics, "test_inferred_ood", bridge),
            "max_ood_exact_match": float(ood.max()) if len(ood) else float("nan")}
     t_fit, t_bridge, t_ood = m["T_fit"], m["T_bridge"], m["T_ood"]
     if regime == "natural":
@@ -62,17 +81,17 @@ def summarize_pretrain(metrics: pd.DataFrame, regime: str) -> dict:
         row["holds_no_wait"] = bool(len(early) and early.max() >= 0.9)
         row["holds_bridge_at_end"] = row["final_ood_bridge_found"] >= BRIDGE
     if regime == "second_hop_full":
-        both = pd.concat([ood, bridge], axis=1, keys=["ood", "bridge"]).dropna()
+        both = pd.concat([ood, bridge_curve], axis=1, keys=["ood", "bridge"]).dropna()
         row["holds_fake_grokking"] = bool(((both.ood >= 0.8) & (both.bridge <= 0.5)).any())
     return row
 
 
-def summarize_finetune(metrics: pd.DataFrame, base: str) -> dict:
+def summarize_finetune(metrics: pd.DataFrame, base: str, bridge: str = "bridge_found") -> dict:
     """Finding 3 on one finetuning run; `base` is the base regime or "control"."""
-    row = {"final_new_atomic": final(metrics, "atomic_new", "exact_match")}
+    row = {"final_new_atomic": final(metrics, "atomic_new", "exact_match"), "bridge_metric": bridge}
     for cat in ("new_old", "old_new", "new_new"):
         row[f"final_{cat}_exact_match"] = final(metrics, cat, "exact_match")
-        row[f"final_{cat}_bridge_found"] = final(metrics, cat, "bridge_found")
+        row[f"final_{cat}_bridge_found"] = final(metrics, cat, bridge)
     row["holds_new_facts_learned"] = row["final_new_atomic"] >= 0.99
     if base in CIRCUIT_BASES:
         row["holds_new_old_composes"] = row["final_new_old_exact_match"] >= 0.9

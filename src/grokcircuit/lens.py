@@ -4,7 +4,9 @@
 `decode` (the TRM's head directly, as the reference; the looped model's final LayerNorm + head), for thousands of
 queries per batched pass, and keeps the top-1 token and the ranks of the bridge and the target.
 "Bridge found" is the paper's rule: the bridge is top-1 at any stage and any position. Because the TRM's Init
-stage shows the same token at every position, it is also reported with Init excluded.
+stage shows the same token at every position, it is also reported with Init excluded, and with both Init and the
+last stage excluded ("intermediate"). In a causal model the last stage at the r1 slot is the atomic fact's own
+answer, i.e. the bridge, so there only the intermediate rate says something about composition.
 """
 from __future__ import annotations
 
@@ -98,11 +100,11 @@ def run_lens(model: torch.nn.Module, q: Queries) -> LensResult:
     return LensResult(stages or [], cat(top1), cat(b_rank), cat(t_rank))
 
 
-def bridge_found(res: LensResult, exclude_init: bool = False) -> np.ndarray:
-    """Per query: the bridge is top-1 at any stage and position (the paper's "Bridge Found")."""
+def bridge_found(res: LensResult, exclude_init: bool = False, exclude_final: bool = False) -> np.ndarray:
+    """Per query: the bridge is top-1 at any stage and position (the paper's "Bridge Found"), optionally
+    leaving out the first stage (Init / embedding) and the last one (the output state)."""
     hits = res.bridge_hits()
-    if exclude_init:
-        hits = hits[1:]
+    hits = hits[int(exclude_init): len(hits) - int(exclude_final)]
     return hits.any(axis=(0, 2))
 
 
@@ -116,6 +118,7 @@ def lens_metrics(res: LensResult) -> dict[str, float]:
     out = {
         "bridge_found": float(bridge_found(res).mean()),
         "bridge_found_post_init": float(bridge_found(res, exclude_init=True).mean()),
+        "bridge_found_intermediate": float(bridge_found(res, exclude_init=True, exclude_final=True).mean()),
         "target_found": float(target_found(res).mean()),
     }
     per_stage = res.bridge_hits().any(axis=2).mean(axis=1)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from .config import REGIMES, preset
-from .findings import summarize_finetune, summarize_pretrain
+from .experiments import backfill
+from .findings import bridge_metric, summarize_finetune, summarize_pretrain
 from .runs import get_or_train
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
@@ -31,7 +32,7 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
     rows, t0 = [], time.perf_counter()
 
     def keep(run) -> pd.DataFrame:
-        metrics = run.metrics()
+        metrics = backfill(run)
         metrics.to_csv(curves / f"{run.id}.csv", index=False)
         return metrics
 
@@ -39,7 +40,7 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
         for regime in regimes:
             run = get_or_train(preset(name, regime=regime, seed=seed), progress=progress)
             rows.append({"finding": FINDING_OF[regime], "regime": regime, "seed": seed, "run_id": run.id,
-                         **summarize_pretrain(keep(run), regime)})
+                         **summarize_pretrain(keep(run), regime, bridge_metric(run.cfg.model.arch))})
         if not finetune:
             continue
         for regime in (*regimes, "control"):
@@ -48,7 +49,7 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
                          from_scratch=scratch)
             run = get_or_train(cfg, progress=progress)
             rows.append({"finding": "3", "regime": regime, "seed": seed, "run_id": run.id,
-                         **summarize_finetune(keep(run), regime)})
+                         **summarize_finetune(keep(run), regime, bridge_metric(run.cfg.model.arch))})
     frame = pd.DataFrame(rows)
     frame.attrs["seconds"] = time.perf_counter() - t0
     frame.to_csv(out, index=False)
