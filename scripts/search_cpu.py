@@ -46,6 +46,10 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                   "Finding 2's fake-grokking regime at the e60-looped2x2 scale"),
     "e60-looped2x2-wd1": ("natural", {**SMALL, "train.weight_decay": "1.0"},
                           "the paper's weight decay 1.0: twice the per-step decay, to speed consolidation after the fit"),
+    "e60-standard4": ("natural", {**SMALL, "model.n_blocks": "4", "model.loops": "1"},
+                      "no parameter sharing: 4 distinct blocks, the same depth (the paper's Figure 1 argument)"),
+    "e60-standard4-both-full": ("both_hop_full", {**SMALL, "model.n_blocks": "4", "model.loops": "1"},
+                                "no parameter sharing, both-hop-full augmentation"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
 }
