@@ -13,7 +13,7 @@ from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, 
 from .model import build_model, stage_label, stage_names
 from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_root
 from .train import build_task, train
-from .experiments import finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
+from .experiments import as_list, finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
 from .findings import milestones, summarize_finetune, summarize_pretrain
 from . import paper
 from .flops import forward_flops_per_sample, train_flops_per_step

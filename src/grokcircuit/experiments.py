@@ -13,6 +13,18 @@ from .config import RunConfig, preset as make_preset
 from .runs import Run, get_or_train
 
 
+def as_list(value: Any) -> list:
+    """A notebook parameter as a list: papermill's `-p seeds "[0, 1, 2]"` passes the string, `-y` the list."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value.replace("'", '"'))
+        except ValueError:
+            value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def pretrain_config(preset: str, regime: str, seed: int, **overrides: Any) -> RunConfig:
     return make_preset(preset, regime=regime, seed=seed, **overrides)
 
@@ -36,15 +48,15 @@ def _collect(configs: Iterable[tuple[str, str, int, RunConfig]], progress: bool)
 def pretrain_metrics(preset: str, regimes: Iterable[str], seeds: Iterable[int], progress: bool = True,
                      **overrides: Any) -> tuple[pd.DataFrame, dict[tuple[str, int], Run]]:
     """(tidy metrics with regime/seed/run_id, {(regime, seed): Run}) of the pretraining runs."""
-    return _collect((("regime", r, s, pretrain_config(preset, r, s, **overrides)) for r in regimes for s in seeds),
-                    progress)
+    return _collect((("regime", r, s, pretrain_config(preset, r, s, **overrides))
+                     for r in as_list(regimes) for s in map(int, as_list(seeds))), progress)
 
 
 def finetune_metrics(preset: str, bases: Iterable[str], seeds: Iterable[int], progress: bool = True,
                      **overrides: Any) -> tuple[pd.DataFrame, dict[tuple[str, int], Run]]:
     """(tidy metrics with base/seed/run_id, {(base, seed): Run}) of the finetuning runs."""
-    return _collect((("base", b, s, finetune_config(preset, b, s, **overrides)) for b in bases for s in seeds),
-                    progress)
+    return _collect((("base", b, s, finetune_config(preset, b, s, **overrides))
+                     for b in as_list(bases) for s in map(int, as_list(seeds))), progress)
 
 
 def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",),
