@@ -120,3 +120,17 @@ def test_milestone_costs_with_nothing_reached_draws_only_marks(recwarn):
     assert all(p.get_height() == 0 for p in fig.axes[0].patches)
     assert len([t for t in fig.axes[0].texts if t.get_gid()]) == 4
     assert not [w for w in recwarn if "log-scaled" in str(w.message)]
+
+
+def test_plot_benchmark_bars_and_errors():
+    from grokcircuit.plots import plot_benchmark
+
+    frame = pd.DataFrame({"config": ["ci", "cpu", "paper"], "samples_per_s": [3000.0, 1500.0, 0.5],
+                          "mfu": [0.3, 0.7, 0.6]})
+    fig = plot_benchmark(frame)
+    samples = [p for p in fig.axes[0].patches]
+    assert [round(p.get_width(), 1) for p in samples] == [3000.0, 1500.0, 0.5]
+    assert fig.axes[0].get_xscale() == "log"
+    assert [round(p.get_width(), 2) for p in fig.axes[1].patches] == [0.3, 0.7, 0.6]
+    with pytest.raises(ValueError, match="mfu"):
+        plot_benchmark(frame.drop(columns="mfu"))

@@ -459,3 +459,23 @@ def plot_regime_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[st
             ax.annotate(name, (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, ha="right",
                         va="top", fontsize=8, color="0.25", xytext=(-2, -2), textcoords="offset points")
     return fig
+
+
+def plot_benchmark(frame: pd.DataFrame) -> Figure:
+    """Two bar panels per benchmarked configuration (column config): training samples/s (log scale) and model
+    FLOP utilisation against the same run's measured matmul peak (column mfu)."""
+    _require(frame, ["config", "samples_per_s", "mfu"], "plot_benchmark")
+    if frame.empty:
+        raise ValueError("plot_benchmark: no benchmark rows")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.5 * len(frame) + 1.8), layout="constrained")
+    labels = frame["config"].astype(str).tolist()
+    left.barh(labels, frame["samples_per_s"], color=sns.color_palette("colorblind")[0], gid="bars:samples")
+    left.set_xscale("log")
+    left.set_xlabel("training samples / s")
+    right.barh(labels, frame["mfu"], color=sns.color_palette("colorblind")[1], gid="bars:mfu")
+    right.set_xlim(0, 1)
+    right.set_xlabel("model FLOP utilisation (of measured matmul peak)")
+    right.set_yticklabels([])
+    for ax in (left, right):
+        ax.invert_yaxis()
+    return fig
