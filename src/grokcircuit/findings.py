@@ -7,8 +7,11 @@ Milestones (first evaluation step at which):
 The bridge metric depends on the architecture (`bridge_metric`): the paper's any-stage, any-position rule for
 the TRM; for the causal looped model the rule without its first and last stage, because there the last stage
 at the r1 slot is the atomic answer (the bridge) for any model that memorised the facts, so the paper's rule
-is met by a model trained only on atomic facts (seen in the from-scratch control). This choice was made
-from that structural reason, before any natural-regime run reached its OOD milestone.
+is met by a model trained only on atomic facts (seen in the from-scratch control). Leaving out the last stage
+measures whether the bridge is retrieved early enough for the second hop to read it (the paper's integration of
+OOD facts), but a fact retrieved early still counts without any composition: the control finds new facts'
+bridges this way too. Activation patching (`grokcircuit.paths`) is the causal check. This choice was made from
+that structural reason, before any natural-regime run reached its OOD milestone.
 Each `summarize_*` returns one row with the milestones, final metrics and `holds_<criterion>` booleans
 (None where a criterion does not apply).
 """
@@ -35,9 +38,11 @@ def first_step(metrics: pd.DataFrame, split: str, metric: str, threshold: float)
 
 BRIDGE_RULES = {
     "bridge_found": "the paper's: the bridge is the top-1 token at any stage and any position",
-    "bridge_found_intermediate": ("the bridge is the top-1 token at any position of a stage other than the first "
-                                  "and the last; in this causal model the last stage at the r1 slot is the atomic "
-                                  "fact's own answer, which a model trained only on atomic facts also gives"),
+    "bridge_found_intermediate": ("the bridge is the top-1 token at any position of a stage other than the first and "
+                                  "the last. In this causal model the r1 slot of a two-hop query is the atomic query "
+                                  "(h, r1), so a memorised fact shows its answer there: always at the last stage, and "
+                                  "at intermediate stages when the fact is retrieved early. The rule therefore measures "
+                                  "early retrieval, not composition; activation patching is the causal check"),
 }
 
 

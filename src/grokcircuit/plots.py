@@ -269,27 +269,28 @@ def _seed_stats(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_transfer_grid(metrics: pd.DataFrame, *, categories: Sequence[str] = ("new_old", "old_new", "new_new"),
-                       xscale: str = "linear") -> Figure:
+                       xscale: str = "linear", bridge: str = "bridge_found") -> Figure:
     """The paper's Figure 4: one row per finetuned base (column `base`), one column per two-hop category.
 
     Each panel shows the new-fact accuracy (atomic_new exact match, the same curve in every column) and the
-    category's exact match and bridge found, mean over seeds with a min-max band. Lines carry the gid
-    "<base>:<category>:<split>/<metric>".
+    category's exact match and bridge found (metric `bridge`), mean over seeds with a min-max band. Lines carry
+    the gid "<base>:<category>:<split>/<metric>".
     """
     _require(metrics, ["step", "split", "metric", "value", "base"], "plot_transfer_grid")
+    curves = [(split, bridge if metric == "bridge_found" else metric, label) for split, metric, label in TRANSFER_CURVES]
     bases = _ordered(metrics["base"], list(BASE_LABELS))
     have = set(zip(metrics["split"], metrics["metric"]))
-    absent = [(c, m) for c in categories for _, m, _ in TRANSFER_CURVES[1:] if (c, m) not in have]
+    absent = [(c, m) for c in categories for _, m, _ in curves[1:] if (c, m) not in have]
     if absent or ("atomic_new", "exact_match") not in have:
         raise ValueError(f"plot_transfer_grid: no rows for {absent or [('atomic_new', 'exact_match')]}")
     fig, axes = plt.subplots(len(bases), len(categories), figsize=(3.6 * len(categories) + 1.0, 2.5 * len(bases)),
                              sharex=True, sharey=True, squeeze=False, layout="constrained")
-    colors = sns.color_palette("colorblind", len(TRANSFER_CURVES))
+    colors = sns.color_palette("colorblind", len(curves))
     for i, base in enumerate(bases):
         frame = metrics[metrics["base"] == base]
         for j, cat in enumerate(categories):
             ax = axes[i, j]
-            for color, (split, metric, label) in zip(colors, TRANSFER_CURVES):
+            for color, (split, metric, label) in zip(colors, curves):
                 split = split or cat
                 stats = _seed_stats(frame[(frame["split"] == split) & (frame["metric"] == metric)])
                 ax.plot(stats.index, stats["mean"], color=color, lw=1.8, label=label,
