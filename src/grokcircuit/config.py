@@ -331,12 +331,13 @@ def _ci(regime: str, seed: int) -> RunConfig:
 
 
 def _cpu(regime: str, seed: int) -> RunConfig:
+    """The scale of the search (appendix "Reproducing at small scale") at which Finding 1's no-wait regime appears."""
     return RunConfig(
-        data=DataConfig(entities=100, relations=24, out_degree=20, ood_fraction=0.1, phi=17.0,
+        data=DataConfig(entities=60, relations=24, out_degree=20, ood_fraction=0.1, phi=17.0,
                         id_test_prob=0.02, probe_size=1000, regime=regime, aug_k=18, seed=seed),
         model=ModelConfig(arch="looped", d_model=128, n_blocks=2, loops=2, n_heads=4, tie_embeddings=True,
                           loss="softmax", q_halt_weight=0.0, prefix_len=0),
-        train=TrainConfig(lr=1e-3, weight_decay=0.5, batch_size=256, warmup_steps=200, steps=8000,
+        train=TrainConfig(lr=1e-3, weight_decay=0.5, batch_size=128, warmup_steps=200, steps=20000,
                           ema_decay=0.99, eval_every=500, eval_size=1000, seed=seed),
     )
 
