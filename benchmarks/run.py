@@ -192,7 +192,7 @@ class Setup:
             self.data.train, layout_of(cfg.model.arch), cfg.data.entities, cfg.data.relations))
         self.vocab = vocab_size(cfg.data.entities, cfg.data.relations)
         self.sched = Schedule(cfg.train.lr, cfg.train.warmup_steps, 10 ** 9, 10 ** 9)
-        self.batches = Batches(len(self.data.train), self.batch, cfg.train.seed)
+        self.batches = Batches(len(self.data.train), self.batch, cfg.train.seed, dev)
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg.model, self.vocab).to(dev)
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
@@ -224,7 +224,7 @@ class Setup:
         """One step of grokcircuit.train's loop: `train_step` itself, or (`prof`) the same operations with
         their phases labelled for torch.profiler."""
         cfg, opt = self.cfg, self.opt
-        idx = torch.as_tensor(self.batches.indices(i), device=self.dev)
+        idx = self.batches.indices(i)
         if not prof:
             train_step(self.model, self.fwd, opt, self.ema, self.tokens[idx], self.labels[idx], cfg,
                        lr_at(i, self.sched), self.autocast)

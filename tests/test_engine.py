@@ -433,3 +433,16 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
     assert main(["lens", "ffffffffffff"]) == 2
     assert capsys.readouterr().err.startswith("error: invalid run")
     assert not any(tmp_path.iterdir())  # nothing was trained
+
+
+def test_finished_checkpoint_repairs_a_lost_status(base, root):
+    """A kill between the final checkpoint and its status file must not leave the run 'partial' for good."""
+    status = base.dir / "status.json"
+    saved = status.read_text()
+    status.write_text('{"finished": false, "step": 0, "seconds": 0}')
+    assert base.status() == "partial"
+    before = (base.dir / "checkpoint.pt").stat().st_mtime_ns
+    gc.get_or_train(base.cfg, progress=False, root=root)
+    assert base.status() == "finished"
+    assert (base.dir / "checkpoint.pt").stat().st_mtime_ns == before  # nothing retrained
+    status.write_text(saved)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import math
 import numpy as np
 import pytest
 import torch
@@ -316,3 +317,13 @@ def test_sequence_loss_adds_q_halt_term():
     with_q = sequence_loss(gc.model.Output(logits, None, q), labels, cfg)
     correct = ((logits.argmax(-1) == labels) | (labels == 0)).all(-1).float()
     assert torch.allclose(with_q - plain, 0.5 * F.binary_cross_entropy_with_logits(q, correct), atol=1e-6)
+
+
+def test_trm_linear_init_matches_the_reference():
+    """Truncated LeCun normal (std 1/sqrt(fan_in)) as the reference's CastedLinear; the Q head starts at zero."""
+    torch.manual_seed(0)
+    model = gc.build_model(replace(TRM, d_model=256), 60)
+    w = model.blocks[0].mlp.gate_up.weight
+    assert abs(w.std().item() * math.sqrt(w.shape[1]) - 0.88) < 0.05  # std of a normal truncated at 2 sigma
+    assert w.abs().max().item() <= 2 / math.sqrt(w.shape[1]) + 1e-6
+    assert torch.count_nonzero(model.q_head.weight) == 0

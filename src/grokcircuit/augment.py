@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import DataConfig, normalize_regime
-from .data import Graph, Items, round_half_up
+from .data import AUGMENT_STREAM, Graph, Items, round_half_up
 
 # regime -> (hop-1 ratio, hop-1 uses k, hop-2 ratio, hop-2 uses k); "half" regimes use k // 2
 REGIME_SPECS: dict[str, tuple[float, bool, float, bool]] = {
@@ -83,7 +83,7 @@ def augment(g: Graph, test_ood: Items, cfg: DataConfig) -> tuple[Items, Items]:
         if ratio <= 0 or k <= 0:
             out.append(Items.empty())
             continue
-        rng = np.random.default_rng([cfg.seed, 4, hop])
+        rng = np.random.default_rng([cfg.seed, AUGMENT_STREAM, hop])
         chosen = np.sort(rng.choice(universe, size=round_half_up(ratio * len(universe)), replace=False))
         out.append(inject(g, chosen, k, rng))
     return out[0], out[1]

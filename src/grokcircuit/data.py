@@ -9,7 +9,7 @@ through independent streams, so the base graph is the same in every regime.
 Deviations from the reference code:
 - Seeded (the reference notebook is not) and one base dataset for every regime (it reseeds mid-way).
 - Counts round half up (`int(x + 0.5)`), not Python's banker's rounding.
-- The `train_inferred` probe is sampled from the augmented training compositions, as in the reference.
+As in the reference, the `train_inferred` probe is sampled from the augmented training compositions.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "tes
 SPECIALS = ("<mask>", "<sep>", "<a>", "</a>", "<q>", "</q>")
 
 # independent random streams under one seed
-_GRAPH, _SPLIT, _PATHS, _DOWNSAMPLE, _AUGMENT, _PROBES, _TRAIN_PROBE = range(7)
+_GRAPH, _SPLIT, _PATHS, _DOWNSAMPLE, AUGMENT_STREAM, _PROBES, _TRAIN_PROBE = range(7)
 
 
 def stream(seed: int, name: int) -> np.random.Generator:

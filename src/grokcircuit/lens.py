@@ -17,6 +17,7 @@ import torch
 
 from .data import Items
 from .encode import bridge_token, encode, entity_token
+from .model import autocast_for
 
 EVAL_BATCH = 2048
 
@@ -56,10 +57,6 @@ class LensResult:
         return self.target_rank == 0
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
-
 @torch.no_grad()
 def exact_match(model: torch.nn.Module, q: Queries) -> np.ndarray:
     """Per query: every labelled slot is predicted exactly (the reference's rule)."""
@@ -67,7 +64,7 @@ def exact_match(model: torch.nn.Module, q: Queries) -> np.ndarray:
     out = []
     for i in range(0, len(q), EVAL_BATCH):
         tokens, labels = q.tokens[i:i + EVAL_BATCH], q.labels[i:i + EVAL_BATCH]
-        with _autocast(tokens.device):
+        with autocast_for(tokens.device):
             pred = model(tokens).logits.argmax(-1)
         out.append(((pred == labels) | (labels == 0)).all(-1).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, dtype=bool)
@@ -86,11 +83,12 @@ def run_lens(model: torch.nn.Module, q: Queries) -> LensResult:
     top1, b_rank, t_rank, stages = [], [], [], None
     for i in range(0, len(q), EVAL_BATCH):
         sl = slice(i, i + EVAL_BATCH)
-        with _autocast(q.tokens.device):
+        with autocast_for(q.tokens.device):
             trace = model(q.tokens[sl], trace=True).trace
-            stages = list(trace)
-            z = torch.stack(list(trace.values()))  # (S, B, T, D)
-            logits = model.decode(z).float()  # (S, B, T, V)
+        stages = list(trace)
+        z = torch.stack(list(trace.values())).float()  # (S, B, T, D)
+        with torch.autocast(z.device.type, enabled=False):  # fp32 decode: no bf16 ties at the top
+            logits = model.decode(z)  # (S, B, T, V)
         S, B, T, V = logits.shape
         flat = logits.reshape(S * B, T, V)
         top1.append(logits.argmax(-1).cpu())

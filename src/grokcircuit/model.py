@@ -39,6 +39,11 @@ class Output:
     q_halt: torch.Tensor | None = None  # (B,) TRM halting logit
 
 
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA; full precision on the CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 def stage_names(cfg: ModelConfig) -> list[str]:
     """Stage ids in the order they are computed (15 for the paper's H2 x L6)."""
     if cfg.arch == "trm":
@@ -145,6 +150,10 @@ class RecursiveTransformer(nn.Module):
         if self.q_head is not None:
             nn.init.zeros_(self.q_head.weight)
             nn.init.constant_(self.q_head.bias, -5.0)
+        for m in self.modules():  # the reference's truncated LeCun normal (std 1/sqrt(fan_in)), not torch's default
+            if isinstance(m, nn.Linear) and m is not self.q_head:
+                std = 1 / math.sqrt(m.in_features)
+                nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
         self.register_buffer("h_init", nn.init.trunc_normal_(torch.empty(D), std=1.0, a=-2, b=2))
         self.register_buffer("l_init", nn.init.trunc_normal_(torch.empty(D), std=1.0, a=-2, b=2))
 

@@ -21,6 +21,7 @@ import torch
 
 from .encode import answer_position, entity_token
 from .lens import LensResult, Queries
+from .model import autocast_for
 
 PATCH_BATCH = 512
 R1_SLOT = 1  # the r1 token's slot in both layouts: where the bridge is decoded
@@ -110,8 +111,6 @@ def agreement(res_a: LensResult, res_b: LensResult, what: str = "bridge") -> dic
 
 # ----------------------------------------------------------------------------- activation patching
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
 def donor_targets(q: Queries, tail_of: np.ndarray, donor: np.ndarray) -> np.ndarray:
@@ -171,7 +170,7 @@ def _patch_rates(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stages
         at = (torch.arange(len(idx), device=device), torch.as_tensor(slot[idx], device=device))
         t_old = q.target[rows]
         t_alt = torch.as_tensor(entity_token(t_new[idx]), device=device)
-        with _autocast(device):
+        with autocast_for(device):
             donor_trace = model(q.tokens[torch.as_tensor(donor[idx], device=device)], trace=True).trace
             clean = model(q.tokens[rows]).logits[at].argmax(-1)
         clean_hits += int((clean == t_old).sum())
@@ -185,7 +184,7 @@ def _patch_rates(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stages
                 z[:, position] = state.to(z.dtype)
                 return z
 
-            with _autocast(device):
+            with autocast_for(device):
                 pred = model(q.tokens[rows], patch={stage: put}).logits[at].argmax(-1)
             counts[s] += [int((pred == t_alt).sum()), int((pred == t_old).sum())]
     n = len(keep)
@@ -216,7 +215,7 @@ def patch_profile(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, posit
     The final stage is left out by default: it is the state the head decodes slot by slot, so a patch there
     can only change the patched slot itself.
     """
-    with torch.no_grad(), _autocast(q.tokens.device):
+    with torch.no_grad(), autocast_for(q.tokens.device):
         stages = list(model(q.tokens[:1], trace=True).trace)
     if not include_final:
         stages = stages[:-1]

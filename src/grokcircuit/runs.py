@@ -94,8 +94,11 @@ class Run:
         _atomic_write(self.dir / "checkpoint.pt", lambda p: torch.save(state, p))
         frame = pd.DataFrame(state["rows"], columns=COLUMNS)
         _atomic_write(self.dir / "metrics.csv", lambda p: frame.to_csv(p, index=False))
-        _write_text(self.dir / "status.json", json.dumps({"finished": finished, "step": state["step"],
-                                                          "seconds": round(state.get("seconds", 0.0), 1)}))
+        self.save_status(finished, state["step"], state.get("seconds", 0.0))
+
+    def save_status(self, finished: bool, step: int, seconds: float) -> None:
+        _write_text(self.dir / "status.json", json.dumps({"finished": finished, "step": step,
+                                                          "seconds": round(seconds, 1)}))
 
     def load_checkpoint(self) -> dict[str, Any] | None:
         """The last saved state, None for a new run; raises `RunCorrupted` when unusable."""

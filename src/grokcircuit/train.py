@@ -9,6 +9,10 @@ Each evaluation logs tidy rows: train loss and epoch; exact match on every probe
 the mean over id_atomic, ood_atomic and train_inferred (the paper's); and the logit lens rates (bridge found,
 target found, per stage) on the two-hop test splits. Finetuning starts from the base run's final EMA weights
 (trained first when missing) with its own LR, warm-up and length; the control group starts from scratch.
+
+Deviation from the reference: the last partial batch is dropped at the end of every epoch, not of every
+5-epoch block, so the paper preset evaluates every 7,180 steps where the reference did every 7,182.
+A run resumes only on the device type it was trained on (bf16 on CUDA, fp32 on the CPU).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from .data import Items, choose, make_dataset, vocab_size
 from .encode import encode, layout_of
 from .finetune import build_finetune_set
 from .lens import Queries, exact_match, lens_metrics, run_lens
-from .model import build_model, sequence_loss
+from .model import autocast_for, build_model, sequence_loss
 from .runs import Run, get_or_train
 
 TRAIN_ACC_SPLITS = ("id_atomic", "ood_atomic", "train_inferred")
@@ -87,19 +91,21 @@ def lr_at(step: int, s: Schedule) -> float:
 
 
 class Batches:
-    """Batch b of epoch e = slice b of a permutation seeded by (seed, e); the last partial batch is dropped."""
+    """Batch b of epoch e = slice b of a permutation seeded by (seed, e); the last partial batch is dropped.
+    The permutation moves to the device once per epoch, so a step never waits on a host-to-device copy."""
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    def __init__(self, n: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
         if batch_size > n:
             raise ValueError(f"invalid train.batch_size={batch_size}: the training set has only {n} items")
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.n, self.batch_size, self.seed, self.device = n, batch_size, seed, device
         self.per_epoch = n // batch_size
-        self._epoch, self._perm = -1, np.zeros(0, dtype=np.int64)
+        self._epoch, self._perm = -1, torch.zeros(0, dtype=torch.long)
 
-    def indices(self, step: int) -> np.ndarray:
+    def indices(self, step: int) -> torch.Tensor:
         epoch, b = divmod(step, self.per_epoch)
         if epoch != self._epoch:
-            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, 99, epoch]).permutation(self.n)
+            perm = np.random.default_rng([self.seed, 99, epoch]).permutation(self.n)
+            self._epoch, self._perm = epoch, torch.as_tensor(perm, device=self.device)
         return self._perm[b * self.batch_size:(b + 1) * self.batch_size]
 
 
@@ -152,17 +158,23 @@ def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Op
 def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     """Train or resume `run`; returns it finished."""
     device = resolve_device(cfg.train.device)
+    state = run.load_checkpoint()
+    if state is not None and state["finished"]:
+        run.save_status(finished=True, step=state["step"], seconds=state["seconds"])  # in case a kill lost it
+        return run
+    if state is not None and state.get("device", device.type) != device.type:
+        raise ValueError(f"run {run.id} was trained on {state['device']}; resume it there "
+                         f"(--set train.device={state['device']}) or delete {run.dir}")
     task = build_task(cfg)
     sched = schedule_of(cfg, len(task.train))
     layout = layout_of(cfg.model.arch)
     tokens, labels = (torch.as_tensor(a, device=device)
                       for a in encode(task.train, layout, task.entities, task.relations))
     queries = eval_queries(task, cfg, device)
-    batches = Batches(len(task.train), cfg.train.batch_size, cfg.train.seed)
+    batches = Batches(len(task.train), cfg.train.batch_size, cfg.train.seed, device)
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, vocab_size(task.entities, task.relations)).to(device)
-    state = run.load_checkpoint()
     if state is None and cfg.finetune is not None and not cfg.finetune.from_scratch:
         model.load_state_dict(get_or_train(cfg.base, progress=progress, root=run.dir.parent).ema_state())
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -175,10 +187,8 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, rows, seconds = state["step"], [list(r) for r in state["rows"]], state["seconds"]
-        if state["finished"]:
-            return run
     fwd = torch.compile(model) if cfg.train.compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = autocast_for(device)
 
     def checkpoint(step: int, loss_mean: float | None) -> None:
         metrics = evaluate(ema, queries)
@@ -190,6 +200,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
             run.save_snapshot(step, ema.state_dict())
         run.save_checkpoint({"step": step, "model": model.state_dict(), "ema": ema.state_dict(),
                              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rows": rows,
+                             "device": device.type,
                              "seconds": seconds + time.perf_counter() - t0}, finished=step >= sched.steps)
         bar.set_postfix(train=f"{metrics.get(('train', 'accuracy'), 0):.3f}",
                         ood=f"{metrics.get(('test_inferred_ood', 'exact_match'), 0):.3f}",
@@ -203,7 +214,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     loss_sum, loss_n = torch.zeros((), device=device), 0
     model.train()
     while step < sched.steps:
-        idx = torch.as_tensor(batches.indices(step), device=device)
+        idx = batches.indices(step)
         loss_sum += train_step(model, fwd, opt, ema, tokens[idx], labels[idx], cfg, lr_at(step, sched), autocast)
         loss_n += 1
         step += 1
