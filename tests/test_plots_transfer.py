@@ -134,3 +134,22 @@ def test_plot_benchmark_bars_and_errors():
     assert [round(p.get_width(), 2) for p in fig.axes[1].patches] == [0.3, 0.7, 0.6]
     with pytest.raises(ValueError, match="mfu"):
         plot_benchmark(frame.drop(columns="mfu"))
+
+
+def test_plot_search_panels_and_curves():
+    from grokcircuit.plots import plot_search
+
+    rows = []
+    for name, metrics in (("a", ["accuracy", "exact_match", "bridge_found", "bridge_found_intermediate"]),
+                          ("b", ["accuracy", "exact_match", "bridge_found"])):
+        for step in (0, 500, 1000):
+            rows += [{"name": name, "step": step, "split": "train" if m == "accuracy" else "test_inferred_ood",
+                      "metric": m, "value": step / 1000} for m in metrics]
+    fig = plot_search(pd.DataFrame(rows), ncols=3)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["a", "b"]
+    gids = [[line.get_gid() for line in ax.lines] for ax in visible]
+    assert len(gids[0]) == 4 and len(gids[1]) == 3
+    assert "curve:a:test_inferred_ood/bridge_found_intermediate" in gids[0]
+    with pytest.raises(ValueError, match="name"):
+        plot_search(pd.DataFrame(rows).drop(columns="name"))

@@ -216,12 +216,14 @@ def plot_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[str, str]
     return fig
 
 
-SEARCH_CURVES = (("train", "accuracy"), ("test_inferred_ood", "exact_match"), ("test_inferred_ood", "bridge_found"))
+SEARCH_CURVES = (("train", "accuracy"), ("test_inferred_ood", "exact_match"), ("test_inferred_ood", "bridge_found"),
+                 ("test_inferred_ood", "bridge_found_intermediate"))
 
 
 def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False) -> Figure:
     """One panel per searched configuration (column `name`): training accuracy, OOD exact match and
-    OOD bridge found against the step (or the epoch, when `per_epoch`)."""
+    OOD bridge found (any stage; and intermediate stages, where logged) against the step (or the epoch,
+    when `per_epoch`)."""
     _require(curves, ["name", "step", "split", "metric", "value"], "plot_search")
     names = list(dict.fromkeys(curves["name"]))
     if not names:
@@ -235,6 +237,8 @@ def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False
         x_of = frame[frame.metric == "epoch"].set_index("step")["value"] if per_epoch else None
         for color, (split, metric) in zip(colors, SEARCH_CURVES):
             rows = frame[(frame["split"] == split) & (frame["metric"] == metric)].sort_values("step")
+            if rows.empty:
+                continue
             x = rows["step"] if x_of is None else rows["step"].map(x_of)
             ax.plot(x, rows["value"], color=color, lw=1.8, gid=f"curve:{name}:{split}/{metric}",
                     label=_curve_label(split, metric))
