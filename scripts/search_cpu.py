@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 import grokcircuit as gc
+from grokcircuit.encode import layout_of
 from grokcircuit.experiments import backfill
 from grokcircuit.findings import bridge_metric, summarize_pretrain
 
@@ -57,6 +58,24 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
 }
 
 
+def patching(run: gc.Run) -> dict:
+    """Activation patching at the r1 slot of the final EMA model: the largest share of OOD and ID test answers
+    that follow a donor query's bridge, over stages, and the stage where it peaks (`grokcircuit.paths`)."""
+    cfg = run.cfg
+    task = gc.build_task(cfg)
+    model = gc.build_model(cfg.model, gc.data.vocab_size(task.entities, task.relations))
+    model.load_state_dict(run.ema_state())
+    tail_of = gc.make_dataset(cfg.data).graph.tail_of
+    out = {}
+    for short, split in (("ood", "test_inferred_ood"), ("iid", "test_inferred_iid")):
+        q = gc.Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
+        profile = gc.patch_profile(model, q, tail_of, position=1)
+        best = profile.loc[profile.followed.idxmax()]
+        out[f"{short}_patch_followed"] = round(float(best.followed), 4)
+        out[f"{short}_patch_stage"] = best.stage
+    return out
+
+
 def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
     """Train `name` for at most `budget_s` seconds (resuming), then summarize what its run reached."""
     regime, overrides, why = CANDIDATES[name]
@@ -82,7 +101,7 @@ def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
            "config": json.dumps(gc.config.to_dict(cfg), sort_keys=True),
            "status": run.status(), "train_seconds": round(seconds, 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-           **summarize_pretrain(metrics, regime, bridge_metric(cfg.model.arch))}
+           **summarize_pretrain(metrics, regime, bridge_metric(cfg.model.arch)), **patching(run)}
     return row
 
 
