@@ -49,6 +49,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                   "Finding 2's fake-grokking regime at the e60-looped2x2 scale"),
     "e60-looped2x2-wd1": ("natural", {**SMALL, "train.weight_decay": "1.0"},
                           "the paper's weight decay 1.0: twice the per-step decay, to speed consolidation after the fit"),
+    "e60-looped2x2-second-full-s1": ("second_hop_full", {**SMALL, "data.seed": "1", "train.seed": "1"},
+                                     "the second-hop-full run with another seed (data and model)"),
     "e60-standard4": ("natural", {**SMALL, "model.n_blocks": "4", "model.loops": "1"},
                       "no parameter sharing: 4 distinct blocks, the same depth (the paper's Figure 1 argument)"),
     "e60-standard4-both-full": ("both_hop_full", {**SMALL, "model.n_blocks": "4", "model.loops": "1"},
