@@ -11,7 +11,7 @@ H2 x L2, 16 prefix slots, 5 tokens, vocabulary 222 + PAD, batch 256, fp32, stabl
 
 The timed step is the training loop's own: batch indexing through `grokcircuit.train.Batches`, the LR of
 `lr_at`, the model forward, `grokcircuit.model.sequence_loss`, backward, the AdamW step with train.py's settings
-and the EMA update `grokcircuit.train._update_ema`; a few steps are run first as warm-up. Variants change one
+and the EMA update `grokcircuit.train.EMA.update`; a few steps are run first as warm-up. Variants change one
 thing each and are measured the same way (see VARIANTS). Each row runs in a fresh process (spawn) so that its
 peak RSS is its own; `--no-isolate` runs everything in this process.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import csv
 import os
 import resource
@@ -40,7 +39,7 @@ from grokcircuit.data import choose, make_dataset, vocab_size
 from grokcircuit.encode import encode, layout_of
 from grokcircuit.lens import Queries, run_lens
 from grokcircuit.model import build_model, count_params, sequence_loss
-from grokcircuit.train import Batches, Schedule, _update_ema, lr_at, train_step
+from grokcircuit.train import EMA, Batches, Schedule, lr_at, train_step
 
 COLUMNS = [
     "config", "variant", "device", "dtype", "threads", "batch", "params", "steps",
@@ -195,7 +194,7 @@ class Setup:
         self.batches = Batches(len(self.data.train), self.batch, cfg.train.seed, dev)
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg.model, self.vocab).to(dev)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.ema = EMA(self.model, cfg.train.ema_decay)
         extra = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(variant, {})
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.95), eps=1e-8,
                                      weight_decay=cfg.train.weight_decay, **extra)
@@ -241,7 +240,7 @@ class Setup:
         with phase("optimizer", prof):
             opt.step()
         with phase("ema", prof):
-            _update_ema(self.ema, self.model, cfg.train.ema_decay)
+            self.ema.update()
 
     def timed(self, start: int, n: int) -> tuple[list[float], list[float]]:
         """(wall seconds, process CPU seconds) of steps start .. start + n - 1, each synchronised.
@@ -287,10 +286,10 @@ def bench(name: str, variant: str = "baseline", device: str = "cpu", plan: Plan 
             print_profile(name, variant, dev, lambda i: su.step(i, prof=True), plan.warmup + plan.steps, profile)
     with su.settings():
         q = lens_queries(su.data.train, plan.lens_queries, cfg, dev)
-        run_lens(su.ema, lens_queries(su.data.train, 8, cfg, dev))  # warm-up
+        run_lens(su.ema.model, lens_queries(su.data.train, 8, cfg, dev))  # warm-up
         sync(dev)
         t = time.perf_counter()
-        res = run_lens(su.ema, q)
+        res = run_lens(su.ema.model, q)
         sync(dev)
         lens_s = time.perf_counter() - t
     first = warm[0] if warm else None

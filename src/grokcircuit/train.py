@@ -134,12 +134,21 @@ def evaluate(model: torch.nn.Module, queries: dict[str, Queries]) -> dict[tuple[
     return out
 
 
-def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    with torch.no_grad():
-        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
+class EMA:
+    """Exponential moving average of a model's parameters, kept as a second copy of the model (`.model`).
+    The parameter lists are built once, so an update is one fused lerp on the training step."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.decay = decay
+        self._pairs = (list(self.model.parameters()), list(model.parameters()))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        torch._foreach_lerp_(*self._pairs, 1 - self.decay)
 
 
-def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Optimizer, ema: torch.nn.Module,
+def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Optimizer, ema: EMA,
                tokens: torch.Tensor, labels: torch.Tensor, cfg: RunConfig, lr: float, autocast) -> torch.Tensor:
     """One AdamW step on one batch, then the EMA update; returns the detached loss.
     `fwd` is `model` or its compiled version."""
@@ -151,7 +160,7 @@ def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Op
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    _update_ema(ema, model, cfg.train.ema_decay)
+    ema.update()
     return loss.detach()
 
 
@@ -177,13 +186,13 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     model = build_model(cfg.model, vocab_size(task.entities, task.relations)).to(device)
     if state is None and cfg.finetune is not None and not cfg.finetune.from_scratch:
         model.load_state_dict(get_or_train(cfg.base, progress=progress, root=run.dir.parent).ema_state())
-    ema = copy.deepcopy(model).requires_grad_(False)
+    ema = EMA(model, cfg.train.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=sched.lr, betas=(0.9, 0.95), eps=1e-8,
                             weight_decay=cfg.train.weight_decay)
     step, rows, seconds = 0, [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
+        ema.model.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, rows, seconds = state["step"], [list(r) for r in state["rows"]], state["seconds"]
@@ -191,14 +200,14 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     autocast = autocast_for(device)
 
     def checkpoint(step: int, loss_mean: float | None) -> None:
-        metrics = evaluate(ema, queries)
+        metrics = evaluate(ema.model, queries)
         if loss_mean is not None:
             metrics[("train", "loss")] = loss_mean
         metrics[("train", "epoch")] = step / batches.per_epoch
         rows.extend([step, split, metric, value] for (split, metric), value in sorted(metrics.items()))
         if cfg.train.snapshots:
-            run.save_snapshot(step, ema.state_dict())
-        run.save_checkpoint({"step": step, "model": model.state_dict(), "ema": ema.state_dict(),
+            run.save_snapshot(step, ema.model.state_dict())
+        run.save_checkpoint({"step": step, "model": model.state_dict(), "ema": ema.model.state_dict(),
                              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rows": rows,
                              "device": device.type,
                              "seconds": seconds + time.perf_counter() - t0}, finished=step >= sched.steps)
