@@ -147,6 +147,23 @@ def test_same_config_same_metrics_in_different_roots(tmp_path):
     assert not a.metrics().value.equals(other.metrics().value)
 
 
+def test_longer_run_continues_a_shorter_one(tmp_path):
+    """A run with more steps starts from the stored shorter run and ends exactly where training from scratch does."""
+    short = gc.override(gc.preset("ci"), **SHORT)
+    long = gc.override(short, **{"train.steps": "90"})
+    gc.get_or_train(short, progress=False, root=tmp_path / "a")
+    assert gc.Run(long, tmp_path / "a").prefix().id == short.run_id
+    continued = gc.get_or_train(long, progress=False, root=tmp_path / "a")
+    scratch = gc.get_or_train(long, progress=False, root=tmp_path / "b")
+    assert gc.Run(long, tmp_path / "b").prefix() is None
+    pd.testing.assert_frame_equal(continued.metrics().drop(columns="value"), scratch.metrics().drop(columns="value"))
+    np.testing.assert_allclose(continued.metrics().value, scratch.metrics().value, rtol=0, atol=0)
+    a, b = continued.ema_state(), scratch.ema_state()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = gc.override(long, **{"train.lr": "2e-3"})
+    assert gc.Run(other, tmp_path / "a").prefix() is None
+
+
 def train_cmd(steps: int = 200) -> list[str]:
     return [sys.executable, "-m", "grokcircuit.cli", "train", "--preset", "ci", "--quiet",
             "--set", f"train.steps={steps}", "--set", "train.eval_every=50"]

@@ -8,10 +8,14 @@ A run lives in `<root>/<run_id>/`, where run_id is the hash of its config (`conf
 - `metrics.csv`   tidy rows (step, split, metric, value), rewritten from the checkpoint.
 - `ema_<step>.pt` EMA weights at each evaluation (when snapshots are on), for analyses along the run.
 - `status.json`   {"finished": bool, "step": int}.
+A new pretraining run whose config differs from a stored run only by a larger `train.steps` starts from that
+run's last checkpoint (`Run.prefix`): the LR is constant after warm-up and batches depend only on (seed, epoch),
+so the longer run is the shorter one continued, step for step.
 Checkpoints load with `weights_only=True`. A truncated or mismatched file raises `RunCorrupted`.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -145,6 +149,37 @@ class Run:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise RunCorrupted(f"run {self.id}: unreadable {path.name} ({type(exc).__name__})") from None
+
+    def prefix(self) -> "Run | None":
+        """The stored run that this (new) pretraining run continues: same config but fewer `train.steps`, the
+        furthest along; None when there is none or lengths are given in epochs."""
+        t = self.cfg.train
+        if self.cfg.finetune is not None or t.epochs or t.eval_every_epochs:
+            return None
+        best, best_step = None, 0
+        for cfg_path in self.dir.parent.glob("*/config.json"):
+            try:
+                other = from_dict(json.loads(cfg_path.read_text()))
+            except (ValueError, TypeError, OSError):
+                continue
+            if other.train.steps >= t.steps or other.finetune is not None:
+                continue
+            if dataclasses.replace(other, train=dataclasses.replace(other.train, steps=t.steps)).run_id != self.id:
+                continue
+            candidate = Run(other, self.dir.parent)
+            step = json.loads((candidate.dir / "status.json").read_text()).get("step", 0) \
+                if (candidate.dir / "status.json").exists() else 0
+            if step > best_step and step % t.eval_every == 0:
+                best, best_step = candidate, step
+        return best
+
+    def adopt(self, prefix: "Run") -> dict[str, Any]:
+        """Copy `prefix`'s snapshots here and return its last state as this run's starting state."""
+        state = prefix.load_checkpoint()
+        for path in prefix.dir.glob("ema_*.pt"):
+            if not (self.dir / path.name).exists():
+                shutil.copyfile(path, self.dir / path.name)
+        return {**state, "run_id": self.id, "finished": False}
 
     def delete(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -9,6 +9,7 @@ Each evaluation logs tidy rows: train loss and epoch; exact match on every probe
 the mean over id_atomic, ood_atomic and train_inferred (the paper's); and the logit lens rates (bridge found,
 target found, per stage) on the two-hop test splits. Finetuning starts from the base run's final EMA weights
 (trained first when missing) with its own LR, warm-up and length; the control group starts from scratch.
+A longer version of a stored pretraining run continues it (`Run.prefix`).
 
 Deviation from the reference: the last partial batch is dropped at the end of every epoch, not of every
 5-epoch block, so the paper preset evaluates every 7,180 steps where the reference did every 7,182.
@@ -168,6 +169,8 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     """Train or resume `run`; returns it finished."""
     device = resolve_device(cfg.train.device)
     state = run.load_checkpoint()
+    if state is None and (prefix := run.prefix()) is not None:
+        state = run.adopt(prefix)
     if state is not None and state["finished"]:
         run.save_status(finished=True, step=state["step"], seconds=state["seconds"])  # in case a kill lost it
         return run
