@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import __version__
-from .config import ConfigError, DataConfig, RunConfig, from_dict, normalize_regime, preset
+from .config import REGIMES, ConfigError, DataConfig, RunConfig, from_dict, normalize_regime, preset
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -73,7 +73,11 @@ def cmd_train(args: argparse.Namespace, finetune: bool = False) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    frame = reproduce(args.preset, tuple(args.seeds), finetune=not args.no_finetune, progress=not args.quiet)
+    frame = reproduce(args.preset, tuple(args.seeds), tuple(args.regimes), finetune=not args.no_finetune,
+                      stored_only=args.stored_only, progress=not args.quiet)
+    if frame.empty:
+        print("no finished runs to summarize")
+        return 1
     holds = [c for c in frame.columns if c.startswith("holds_")]
     print(frame[["finding", "regime", "seed", "T_fit", "T_bridge", "T_ood", *holds]].to_string(index=False))
     print(f"wall time: {frame.attrs['seconds']:.0f} s")
@@ -151,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="train every run the book needs; write results/<preset>/summary.csv")
     rep.add_argument("--preset", default="cpu")
     rep.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    rep.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     rep.add_argument("--no-finetune", action="store_true")
+    rep.add_argument("--stored-only", action="store_true",
+                     help="summarize the finished runs already in the store; train nothing")
     rep.add_argument("--quiet", action="store_true")
     rep.set_defaults(func=cmd_reproduce)
 
