@@ -1,4 +1,5 @@
-"""The committed search results must still come out of the code: rerun the start of one committed run."""
+"""The committed results (the search and the `cpu` summary) must still come out of the code: rerun the start of
+one committed run of each, and recompute every summary row from its committed curves."""
 import json
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 
 import grokcircuit as gc
 from grokcircuit.config import from_dict
+from grokcircuit.findings import bridge_metric, summarize_finetune, summarize_pretrain
+from grokcircuit.reproduce import load_summary
 
 REPO = Path(__file__).resolve().parents[1]
 SEARCH = REPO / "results" / "cpu" / "search.csv"
@@ -41,4 +44,43 @@ def test_first_evaluation_of_a_committed_run_reproduces(tmp_path):
     merged = committed.merge(ours, on=["step", "split", "metric"], suffixes=("_committed", "_ours"))
     assert len(merged) == len(committed) > 10
     # exact on the machine that wrote them; other CPUs may round matmuls differently
+    np.testing.assert_allclose(merged.value_ours, merged.value_committed, atol=0.02, rtol=1e-3)
+
+
+def committed_summary() -> pd.DataFrame:
+    summary = load_summary("cpu")
+    if summary.empty:
+        pytest.skip("no committed cpu summary")
+    return summary
+
+
+def test_summary_rows_follow_from_their_committed_curves():
+    """Every row names the run the current `cpu` preset trains, and its milestones and criteria recompute."""
+    for row in committed_summary().to_dict("records"):
+        seed, regime = int(row["seed"]), row["regime"]
+        cfg = (gc.experiments.finetune_config("cpu", regime, seed) if row["finding"] == "3"
+               else gc.preset("cpu", regime=regime, seed=seed))
+        assert cfg.run_id == row["run_id"], f"{regime} seed {seed}: the cpu preset no longer trains this run"
+        curves = pd.read_csv(SEARCH.parent / "metrics" / f"{row['run_id']}.csv")
+        again = (summarize_finetune if row["finding"] == "3" else summarize_pretrain)(
+            curves, regime, bridge_metric(cfg.model.arch))
+        for key, value in again.items():
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                assert pd.isna(row[key]), key
+            elif key.startswith("holds_") or isinstance(value, str):
+                assert str(value) == str(row[key]), (regime, seed, key)
+            else:
+                assert value == pytest.approx(row[key]), (regime, seed, key)
+
+
+def test_first_evaluation_of_a_summary_run_reproduces(tmp_path):
+    summary = committed_summary()
+    row = summary[(summary.finding != "3")].sort_values(["seed", "regime"]).iloc[-1]
+    cfg = gc.preset("cpu", regime=row.regime, seed=int(row.seed))
+    first = cfg.train.eval_every
+    ours = gc.get_or_train(gc.override(cfg, **{"train.steps": str(first)}), progress=False, root=tmp_path).metrics()
+    committed = pd.read_csv(SEARCH.parent / "metrics" / f"{row.run_id}.csv")
+    committed = committed[(committed.step <= first) & committed.metric.isin(ours.metric.unique())]
+    merged = committed.merge(ours, on=["step", "split", "metric"], suffixes=("_committed", "_ours"))
+    assert len(merged) == len(committed) > 10
     np.testing.assert_allclose(merged.value_ours, merged.value_committed, atol=0.02, rtol=1e-3)
