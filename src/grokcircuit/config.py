@@ -344,10 +344,11 @@ def _cpu(regime: str, seed: int) -> RunConfig:
 
 PRESETS = {"paper": _paper, "cpu": _cpu, "ci": _ci}
 
-# Finetuning settings per preset (paper: reference code §3.3).
+# Finetuning settings per preset (paper: reference code §3.3). Finetuning LR is half the pretraining LR, as in
+# the paper (2e-5 after 4e-5).
 FINETUNE_PRESETS = {
     "paper": FinetuneConfig(),
-    "cpu": FinetuneConfig(new_atomic=200, keep_old=2000, lr=1e-3, warmup_steps=100, steps=3000,
+    "cpu": FinetuneConfig(new_atomic=200, keep_old=2000, lr=5e-4, warmup_steps=100, steps=3000,
                           eval_every=250, mix_cap=1000),
     "ci": FinetuneConfig(new_atomic=40, keep_old=400, lr=3e-3, warmup_steps=20, steps=200, eval_every=50,
                          mix_cap=200),

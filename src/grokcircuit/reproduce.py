@@ -2,9 +2,9 @@
 
 For each seed: the pretraining regimes, then finetuning on new knowledge from each of them and the
 from-scratch control. Runs go through the run store (resumable, reused). Writes
-`results/<preset>/summary.csv`: one row per (finding, regime, seed) with T_fit, T_bridge, T_ood, the final
-metrics and `holds_<criterion>` columns (empty where a criterion does not apply), and every run's metrics as
-`results/<preset>/metrics/<run_id>.csv`, so the book's figures need no checkpoints.
+`results/<preset>/summary.csv`: one row per (finding, regime, seed) with the run's training time, T_fit,
+T_bridge, T_ood, the final metrics and `holds_<criterion>` columns (empty where a criterion does not apply),
+and every run's metrics as `results/<preset>/metrics/<run_id>.csv`, so the book's figures need no checkpoints.
 
 Rows are merged into an existing summary (a row is replaced by the newer one of the same finding, regime and
 seed), so a long reproduction can be done in parts. `stored_only` summarizes the finished runs already in the
@@ -52,11 +52,14 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
         metrics.to_csv(curves / f"{run.id}.csv", index=False)
         return metrics
 
+    def cost(run: Run) -> dict:
+        return {"run_id": run.id, "train_seconds": round(run.load_checkpoint()["seconds"], 1)}
+
     for seed in seeds:
         for regime in regimes:
             if (run := finished(preset(name, regime=regime, seed=seed))) is None:
                 continue
-            rows.append({"finding": FINDING_OF[regime], "regime": regime, "seed": seed, "run_id": run.id,
+            rows.append({"finding": FINDING_OF[regime], "regime": regime, "seed": seed, **cost(run),
                          **summarize_pretrain(keep(run), regime, bridge_metric(run.cfg.model.arch))})
         if not finetune:
             continue
@@ -65,7 +68,7 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
                 continue  # a finetune would train its missing base
             if (run := finished(finetune_config(name, regime, seed))) is None:
                 continue
-            rows.append({"finding": "3", "regime": regime, "seed": seed, "run_id": run.id,
+            rows.append({"finding": "3", "regime": regime, "seed": seed, **cost(run),
                          **summarize_finetune(keep(run), regime, bridge_metric(run.cfg.model.arch))})
     frame = pd.DataFrame(rows)
     frame.attrs["seconds"] = time.perf_counter() - t0
