@@ -1,7 +1,7 @@
 # grokcircuit: build the book and run the tests in a local virtual environment.
 #
 #   make book            # create .venv, execute all notebooks, build _build/html/index.html
-#   make test            # create .venv, run the full test suite (unit, notebooks, book)
+#   make test            # create .venv, run the full test suite (unit, notebooks, book, browser)
 #   make book PRESET=ci  # pass `-p preset ci` to every notebook
 #   make TORCH= book     # keep the torch of the surrounding environment (e.g. a CUDA build)
 #
@@ -24,11 +24,11 @@ STAMP     := $(VENV)/.grokcircuit-installed
 VENV_ARGS := $(if $(TORCH),,--system-site-packages)
 RUN_ENV   := TQDM_DISABLE=1 PATH="$(abspath $(VENV))/bin:$$PATH"
 
-.PHONY: help venv test book clean distclean
+.PHONY: help venv chromium test book clean distclean
 
 help:
 	@echo "make book    execute the notebooks and build the book into $(BUILD)/html"
-	@echo "make test    run the test suite (builds the book in a temporary folder)"
+	@echo "make test    run the test suite (builds the book and its screenshots in $(BUILD)/test)"
 	@echo "make venv    create/update $(VENV) only"
 	@echo "make clean   remove build outputs ($(BUILD), caches); distclean also removes $(VENV)"
 	@echo "variables:   TORCH=$(TORCH) PRESET=$(PRESET) PYTHON=$(PYTHON)"
@@ -49,9 +49,19 @@ book: venv
 	$(RUN_ENV) $(PY) scripts/build_book.py --out $(BUILD) $(if $(strip $(PRESET)),--preset $(PRESET))
 	@echo "Open $(BUILD)/html/index.html"
 
+# Best effort: Debian's chromium for tests/test_browser.py, which skips (saying why) without it.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "make: installing Debian's chromium for the browser tests"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	} || echo "make: could not install chromium (apt-get); the browser tests will be skipped"
+
 # pytest is the last command, so the output ends with its summary line.
-test: venv
-	TQDM_DISABLE=1 MPLBACKEND=Agg PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q $(PYTEST_ARGS)
+test: venv chromium
+	TQDM_DISABLE=1 MPLBACKEND=Agg PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -q \
+	  --book-build $(BUILD)/test $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD) .pytest_cache

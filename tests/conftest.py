@@ -1,7 +1,21 @@
-"""Shared test helpers."""
+"""Shared test helpers, and the book build that test_book.py and test_browser.py share."""
+import importlib.util
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--book-build", type=Path, default=None,
+        help="build root for the book the tests build, and its browser screenshots "
+             "(default: a temporary folder; make test: _build/test)",
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -20,3 +34,31 @@ def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     s = np.sort(b)
     i = np.minimum(np.searchsorted(s, a), len(s) - 1)
     return s[i] == a
+
+
+@pytest.fixture(scope="session")
+def build_book():
+    """scripts/build_book.py, the code behind `make book`, as a module."""
+    spec = importlib.util.spec_from_file_location("build_book", REPO / "scripts" / "build_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def build_dir(request, tmp_path_factory) -> Path:
+    chosen = request.config.getoption("book_build")
+    return chosen.resolve() if chosen else tmp_path_factory.mktemp("book") / "_build"
+
+
+@pytest.fixture(scope="session")
+def executed(build_book, build_dir) -> list[Path]:
+    """Every notebook executed by papermill at preset "ci" (once per session)."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    return build_book.stage_and_execute(build_dir, preset="ci")
+
+
+@pytest.fixture(scope="session")
+def html(build_book, build_dir, executed) -> Path:
+    """The book built strictly (warnings are errors) from the executed notebooks."""
+    return build_book.build_html(build_dir, strict=True)

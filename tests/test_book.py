@@ -1,12 +1,12 @@
 """Execute every notebook (preset "ci"), check it with nbval, and build the book strictly.
 
 The notebooks are executed once per session by ``scripts/build_book.py`` (the code behind
-``make book``) into a temporary build folder; the tests below use those outputs.
+``make book``) into a build folder; the fixtures ``executed`` and ``html`` in conftest.py
+share that build with test_browser.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,35 +19,6 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 SANITIZE = REPO / "tests" / "nbval_sanitize.cfg"
 
 pytestmark = pytest.mark.slow
-
-
-def _load_build_book():
-    spec = importlib.util.spec_from_file_location("build_book", REPO / "scripts" / "build_book.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def build_book():
-    return _load_build_book()
-
-
-@pytest.fixture(scope="module")
-def build_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("book") / "_build"
-
-
-@pytest.fixture(scope="module")
-def executed(build_book, build_dir) -> list[Path]:
-    """Every notebook executed by papermill at preset "ci" (once for this module)."""
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    return build_book.stage_and_execute(build_dir, preset="ci")
-
-
-@pytest.fixture(scope="module")
-def html(build_book, build_dir, executed) -> Path:
-    return build_book.build_html(build_dir, strict=True)
 
 
 def test_every_notebook_executed(executed):
