@@ -44,8 +44,9 @@ def test_ci_row_and_csv(bench, tmp_path):
         assert line[column]
 
 
-def test_flop_counter_fallback_matches_the_formula(bench):
-    su = bench.Setup("ci", "baseline", torch.device("cpu"), batch=8)
+@pytest.mark.parametrize("name", ["ci", "matched-official"])
+def test_flop_counter_fallback_matches_the_formula(bench, name):
+    su = bench.Setup(name, "baseline", torch.device("cpu"), batch=8)
     counted, source = bench.flops_per_step(su.model, su.cfg, su.vocab, su.tokens, su.labels, 8, su.autocast,
                                            "counter")
     assert source == "FlopCounterMode" and counted > 0

@@ -213,6 +213,8 @@ def test_paper_preset_parameter_count():
     n = count_params(model)
     assert abs(n - 44.56e6) < 0.01e6, n
     assert len(gc.stage_names(cfg.model)) == 15
+    # 75 MB of block weights: on a CPU a chunk needs 220 samples (ceil(18.9M / (21 * 4096))) to outweigh them
+    assert model.cpu_chunk == 220
 
 
 # ----------------------------------------------------------------------------- causality
@@ -327,3 +329,85 @@ def test_trm_linear_init_matches_the_reference():
     assert abs(w.std().item() * math.sqrt(w.shape[1]) - 0.88) < 0.05  # std of a normal truncated at 2 sigma
     assert w.abs().max().item() <= 2 / math.sqrt(w.shape[1]) + 1e-6
     assert torch.count_nonzero(model.q_head.weight) == 0
+
+
+# ----------------------------------------------------------------------------- the TRM's fast path
+
+def reference_trm(model: torch.nn.Module, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The TRM written out plainly, batch-major, as in the reference: (logits, q_halt) from `model`'s weights."""
+    cfg = model.cfg
+
+    def rms(x, dim=-1):
+        return x * torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + 1e-5)
+
+    def swiglu(m, x):
+        gate, up = F.linear(x, m.gate_up.weight).chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, m.down.weight)
+
+    def block(b, z):  # (B, T, D)
+        if cfg.mixer == "mlp":
+            y = z.transpose(1, 2)
+            z = rms(y + swiglu(b.mix, y)).transpose(1, 2)
+        else:
+            z = rms(z + b.mix(z))
+        return rms(z + swiglu(b.mlp, z))
+
+    def f(z, injection):
+        z = z + injection
+        for b in model.blocks:
+            z = block(b, z)
+        return z
+
+    e = model.input_embedding(tokens)
+    z_h, z_l = model.h_init.expand_as(e), model.l_init.expand_as(e)
+    for h in range(cfg.h_cycles):
+        with torch.set_grad_enabled(torch.is_grad_enabled() and h == cfg.h_cycles - 1):
+            for _ in range(cfg.l_cycles):
+                z_l = f(z_l, z_h + e)
+            z_h = f(z_h, z_l)
+    return model.head(z_h[:, cfg.prefix_len:]), model.q_head(z_h[:, 0]).squeeze(-1)
+
+
+@pytest.mark.parametrize("name", ["trm", "trm_attn"])
+def test_trm_matches_the_plain_reference_in_values_and_gradients(name):
+    """Position-major blocks, split gate/up products and (on a CPU) batch chunks of 3 samples: same logits,
+    Q-halt logits and parameter gradients as the plain batch-major computation, up to float rounding."""
+    cfg = replace(CONFIGS[name], h_cycles=2, l_cycles=2)
+    model = make(cfg)
+    model.cpu_chunk = 3  # 7 samples -> chunks of 3, 3, 1
+    tokens, labels = batch(cfg, n=7)
+    grads = []
+    for forward in (lambda t: (lambda o: (o.logits, o.q_halt))(model(t)), lambda t: reference_trm(model, t)):
+        logits, q = forward(tokens)
+        out = gc.model.Output(logits, None, q)
+        model.zero_grad(set_to_none=True)
+        sequence_loss(out, labels, cfg).backward()
+        grads.append(((logits.detach(), q.detach()), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (fast, fast_grads), (ref, ref_grads) = grads
+    assert torch.allclose(fast[0], ref[0], atol=1e-5) and torch.allclose(fast[1], ref[1], atol=1e-6)
+    assert fast_grads.keys() == ref_grads.keys()
+    for n in ref_grads:
+        assert torch.allclose(fast_grads[n], ref_grads[n], atol=1e-6, rtol=1e-4), n
+
+
+def test_trm_cpu_chunk_size():
+    """About CPU_CHUNK_ROWS token-mixer rows per chunk when the block weights are small (the matched-official
+    setting: 16 samples); the paper's setting is checked in test_paper_preset_parameter_count."""
+    model = gc.build_model(replace(TRM, d_model=64, prefix_len=16, mlp_multiple=256, l_cycles=2), 223)
+    assert model.cpu_chunk == gc.model.CPU_CHUNK_ROWS // 64 == 16
+
+
+def test_trm_chunking_and_no_grad_path_leave_the_outputs_unchanged():
+    """One sample per chunk, one chunk for all, with and without autograd (the in-place activation): same
+    logits and trace up to rounding."""
+    model = make(TRM)
+    tokens, _ = batch(TRM, n=7)
+    outs = []
+    for chunk, grad in ((1, True), (7, True), (1, False), (7, False)):
+        model.cpu_chunk = chunk
+        with torch.set_grad_enabled(grad):
+            outs.append(model(tokens, trace=True))
+    for out in outs[1:]:
+        assert torch.allclose(out.logits, outs[0].logits, atol=1e-5)
+        for stage, z in outs[0].trace.items():
+            assert torch.allclose(out.trace[stage], z, atol=1e-5), stage

@@ -31,6 +31,10 @@ from .config import ModelConfig
 
 Patch = dict[str, Callable[[torch.Tensor, str], torch.Tensor]]
 
+# TRM on a CPU: a batch chunk holds about this many token-mixer rows (sample, channel); at D=64 that is 16 samples
+# and a 1 MB gate or up product at the reference's inner width 256, the fastest measured on the 2-core machine.
+CPU_CHUNK_ROWS = 1024
+
 
 @dataclass
 class Output:
@@ -76,14 +80,33 @@ def swiglu_width(d: int, expansion: float, multiple: int) -> int:
 
 
 class SwiGLU(nn.Module):
+    """W_down(silu(W_gate x) * W_up x), bias-free; `gate_up` stacks W_gate over W_up (the reference's layout).
+
+    The gate and up products are two matmuls on halves of `gate_up.weight`, so neither the (rows, 2·hidden)
+    product nor, in the backward, its concatenated gradient is materialised. Without autograd the activation
+    runs in place."""
+
     def __init__(self, d: int, hidden: int):
         super().__init__()
+        self.hidden = hidden
         self.gate_up = nn.Linear(d, 2 * hidden, bias=False)
         self.down = nn.Linear(hidden, d, bias=False)
 
+    def _act(self, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return F.silu(gate) * up
+        return F.silu(gate, inplace=True).mul_(up)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        """x: (..., d), features last."""
+        w, h = self.gate_up.weight, self.hidden
+        return self.down(self._act(F.linear(x, w[:h]), F.linear(x, w[h:])))
+
+    def forward_columns(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (d, n), features first: the same function applied to each of the n columns, as left products
+        W @ x (faster than x^T @ W^T for the token mixer's d = 21 on a CPU)."""
+        w, h = self.gate_up.weight, self.hidden
+        return self.down.weight @ self._act(w[:h] @ x, w[h:] @ x)
 
 
 def rotate(x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +136,10 @@ class SelfAttention(nn.Module):
 
 
 class RecursiveBlock(nn.Module):
-    """Post-norm: z = norm(z + mix(z)); z = norm(z + SwiGLU(z)). The MLP mixer normalises over positions."""
+    """Post-norm: z = norm(z + mix(z)); z = norm(z + SwiGLU(z)). The MLP mixer normalises over positions.
+
+    Works on position-major states (T, B, D): the token mixer then reads (T, B·D) and the channel MLP
+    (T·B, D) without a transpose."""
 
     def __init__(self, cfg: ModelConfig, seq_len: int):
         super().__init__()
@@ -125,11 +151,14 @@ class RecursiveBlock(nn.Module):
         self.mlp = SwiGLU(cfg.d_model, swiglu_width(cfg.d_model, cfg.expansion, cfg.mlp_multiple))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z: (T, B, D) -> (T, B, D), contiguous."""
+        T, B, D = z.shape
         if self.mixer == "mlp":
-            y = z.transpose(1, 2)  # (B, D, T): mix along positions
-            z = rms_norm(y + self.mix(y)).transpose(1, 2)
+            x = z.reshape(T, B * D)
+            z = rms_norm(x + self.mix.forward_columns(x), dim=0).view(T, B, D)  # norm over positions
         else:
-            z = rms_norm(z + self.mix(z))
+            y = z.transpose(0, 1)
+            z = rms_norm(y + self.mix(y)).transpose(0, 1).contiguous()
         return rms_norm(z + self.mlp(z))
 
 
@@ -156,6 +185,12 @@ class RecursiveTransformer(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
         self.register_buffer("h_init", nn.init.trunc_normal_(torch.empty(D), std=1.0, a=-2, b=2))
         self.register_buffer("l_init", nn.init.trunc_normal_(torch.empty(D), std=1.0, a=-2, b=2))
+        # Samples per chunk on a CPU (see `module`): CPU_CHUNK_ROWS token-mixer rows, but at least enough that a
+        # chunk's channel-MLP hidden state outweighs the block weights that every chunk reads again (at the
+        # paper's D=1536 no chunking: its 75 MB of block weights would be re-read per sample).
+        block_weights = sum(p.numel() for p in self.blocks[0].parameters())
+        hidden = T * swiglu_width(D, cfg.expansion, cfg.mlp_multiple)
+        self.cpu_chunk = max(1, CPU_CHUNK_ROWS // D, math.ceil(block_weights / hidden))
 
     def input_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         e = self.embed(tokens)  # (B, T, D)
@@ -168,10 +203,17 @@ class RecursiveTransformer(nn.Module):
         return e * math.sqrt(self.cfg.d_model)
 
     def module(self, z: torch.Tensor, injection: torch.Tensor) -> torch.Tensor:
+        """blocks(z + injection) on (B, T, D) states. Every sample is independent, so on a CPU the batch runs
+        in chunks of `cpu_chunk` samples whose hidden states stay in cache; same values up to rounding."""
         z = z + injection
-        for block in self.blocks:
-            z = block(z)
-        return z
+        chunk = self.cpu_chunk if z.device.type == "cpu" else z.shape[0]
+        outs = []
+        for part in z.split(chunk):
+            x = part.transpose(0, 1)  # (T, b, D)
+            for block in self.blocks:
+                x = block(x)
+            outs.append(x.transpose(0, 1))
+        return torch.cat(outs) if len(outs) > 1 else outs[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Logits of a (B, T, D) state, token positions only."""
