@@ -180,9 +180,12 @@ def test_resume_after_kill_gives_identical_metrics(tmp_path):
         while True:
             assert proc.poll() is None, f"training exited early: {(tmp_path / 'stderr.txt').read_text()}"
             assert time.monotonic() < deadline, "no evaluation at step >= 100 within the deadline"
-            csv = run_dir / "metrics.csv"
-            if csv.exists() and pd.read_csv(csv).step.max() >= 100:
-                break
+            status_file = run_dir / "status.json"  # written last, after the checkpoint and metrics.csv
+            try:
+                if json.loads(status_file.read_text())["step"] >= 100:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
