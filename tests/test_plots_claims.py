@@ -105,3 +105,11 @@ def test_regime_curves_mark_each_panel_with_its_own_milestones():
     assert marks == {"milestone:natural:T_fit": ("Natural", 100), "milestone:both_hop_full:T_fit": ("Both hop full", 200)}
     with pytest.raises(ValueError, match="no panel"):
         plots.plot_regime_curves(curves_frame(), [("train", "accuracy")], milestones={"second_hop_full": {"T": 1}})
+
+
+def test_regime_curves_label_milestones_at_the_same_step_once():
+    fig = plots.plot_regime_curves(curves_frame(), [("train", "accuracy")],
+                                   milestones={"both_hop_full": {"T_fit": 200, "T_bridge": 100, "T_ood": 100}})
+    ax = next(ax for ax in fig.axes if ax.get_title() == "Both hop full")
+    assert sorted(t.get_text() for t in ax.texts) == ["T_bridge = T_ood", "T_fit"]
+    assert sum((ln.get_gid() or "").startswith("milestone:") for ln in ax.get_lines()) == 3

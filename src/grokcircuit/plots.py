@@ -4,11 +4,13 @@ Every figure of the notebooks comes from a function here, so the chapters hold n
 aggregates (mean and min-max over seeds) but computes nothing else, and never imports torch.
 
 Entry points: `set_style`; `plot_graph_example` (a tiny knowledge graph, chapter 1), `plot_split_sizes` and
-`plot_regime_counts` (dataset sizes, paper §2-4 and App. B-C); `plot_curves` (metrics over training steps).
+`plot_regime_counts` (dataset sizes, paper §2-4 and App. B-C); `plot_curves` (metrics over training steps);
+`plot_or_note` (a plot of committed runs, or a note naming the missing ones).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch
 from matplotlib.path import Path
+from matplotlib.ticker import MaxNLocator
 
 from .config import REGIMES
 
@@ -208,6 +211,8 @@ def plot_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[str, str]
             ax.annotate(name, (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, ha="right",
                         va="top", fontsize=8, color="0.25", xytext=(-2, -2), textcoords="offset points")
         ax.set_xscale(xscale)
+        if xscale == "linear":
+            ax.xaxis.set_major_locator(MaxNLocator(4))  # step labels of several panels side by side stay apart
         ax.set(xlabel="step", ylim=ylim, title=REGIME_LABELS.get(regime, regime) if regime else title)
     axes[0, 0].set_ylabel("value")
     axes[0, -1].legend(frameon=False, fontsize=9, loc="best")
@@ -448,7 +453,7 @@ def plot_regime_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[st
     """`plot_curves` with one panel per regime, each marked with its own milestones.
 
     `milestones` maps a regime to {name: step}; a step of None (never reached) draws nothing. Lines carry the
-    gid "milestone:<regime>:<name>".
+    gid "milestone:<regime>:<name>"; milestones at the same step share one label ("T_bridge = T_ood").
     """
     _require(metrics, ["regime"], "plot_regime_curves")
     fig = plot_curves(metrics, metrics_to_plot, **kwargs)
@@ -457,11 +462,12 @@ def plot_regime_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[st
         ax = panel_of.get(REGIME_LABELS.get(regime, regime))
         if ax is None:
             raise ValueError(f"plot_regime_curves: no panel for regime {regime!r}")
-        for name, step in marks.items():
-            if step is None or pd.isna(step):
-                continue
+        reached = {name: step for name, step in marks.items() if step is not None and not pd.isna(step)}
+        for name, step in reached.items():
             ax.axvline(step, color="0.25", ls=":", lw=1.2, gid=f"milestone:{regime}:{name}")
-            ax.annotate(name, (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, ha="right",
+        for step in dict.fromkeys(reached.values()):
+            label = " = ".join(name for name, s in reached.items() if s == step)
+            ax.annotate(label, (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, ha="right",
                         va="top", fontsize=8, color="0.25", xytext=(-2, -2), textcoords="offset points")
     return fig
 
@@ -484,3 +490,24 @@ def plot_benchmark(frame: pd.DataFrame) -> Figure:
     for ax in (left, right):
         ax.invert_yaxis()
     return fig
+
+
+# ------------------------------------------------------------------ committed results (results/<preset>/)
+
+def plot_note(note: str) -> Figure:
+    """A figure that only states `note` (a text with gid "note"), in place of a plot whose runs are missing."""
+    fig, ax = plt.subplots(figsize=(7.0, 1.2), layout="constrained")
+    ax.text(0.5, 0.5, textwrap.fill(note.replace("`", ""), 80), ha="center", va="center", fontsize=10,
+            color="0.25", gid="note")
+    ax.axis("off")
+    return fig
+
+
+def plot_or_note(metrics: pd.DataFrame, plot: Callable[[pd.DataFrame], Figure], note: str,
+                 **selection: Sequence) -> Figure:
+    """`plot` of the rows of `metrics` whose columns hold one of the values `selection` allows (column=values), or
+    `plot_note(note)` when no row is left, e.g. because those runs are not committed yet."""
+    rows = metrics
+    for column, values in selection.items():
+        rows = rows[rows[column].isin(list(values))] if column in rows.columns else rows.iloc[:0]
+    return plot(rows) if len(rows) else plot_note(note)
