@@ -1,11 +1,11 @@
-"""Claim checks over a committed summary (`grokcircuit.findings`): seeds, spreads, readings, claim tables."""
+"""Claim checks over a committed summary (`grokcircuit.claims`): seeds, spreads, readings, claim tables."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from grokcircuit import findings, paper
+from grokcircuit import claims, paper
 
 
 def summary() -> pd.DataFrame:
@@ -26,44 +26,44 @@ def summary() -> pd.DataFrame:
 
 
 def test_spread_is_median_and_range_over_the_seeds_that_reach_it():
-    assert findings.spread(pd.Series([9000.0, 16500.0]), steps=True) == "12,750 [9,000–16,500]"
-    assert findings.spread(pd.Series([0.5])) == "0.50"
-    assert findings.spread(pd.Series([100.0, np.nan, 300.0]), steps=True) == "200 [100–300] in 2 of 3 seeds"
-    assert findings.spread(pd.Series([np.nan, np.nan])) == "not reached"
-    assert findings.spread(pd.Series(dtype=float)) == "no run"
+    assert claims.spread(pd.Series([9000.0, 16500.0]), steps=True) == "12,750 [9,000–16,500]"
+    assert claims.spread(pd.Series([0.5])) == "0.50"
+    assert claims.spread(pd.Series([100.0, np.nan, 300.0]), steps=True) == "200 [100–300] in 2 of 3 seeds"
+    assert claims.spread(pd.Series([np.nan, np.nan])) == "not reached"
+    assert claims.spread(pd.Series(dtype=float)) == "no run"
 
 
 def test_seeds_and_missing_runs_are_named():
     s = summary()
-    assert findings.seeds_text(s, ["natural", "second_hop_full", "both_hop_full"]) == \
+    assert claims.seeds_text(s, ["natural", "second_hop_full", "both_hop_full"]) == \
         "natural: 1 seed (0); second hop full: 2 seeds (0, 1); both hop full: no run yet"
-    assert findings.seeds_text(s, ["natural", "control"], finetune=True) == "natural: 1 seed (0); control: no run yet"
-    note = findings.missing_note(s, ["natural", "both_hop_full", "first_hop_full"])
+    assert claims.seeds_text(s, ["natural", "control"], finetune=True) == "natural: 1 seed (0); control: no run yet"
+    note = claims.missing_note(s, ["natural", "both_hop_full", "first_hop_full"])
     assert "no pretraining run of both hop full or first hop full yet" in note and "natural" not in note
-    assert "from natural, second hop full or control yet" in findings.missing_note(
+    assert "from natural, second hop full or control yet" in claims.missing_note(
         s.iloc[:0], ["natural", "second_hop_full", "control"], finetune=True)
     assert "grokcircuit reproduce --preset cpu --seeds 0 1 2" in note and "trains them" in note
-    assert findings.missing_note(s, ["natural", "second_hop_full"]) == ""
-    assert "finetuning run from control" in findings.missing_note(s, ["control"], finetune=True)
-    assert "no pretraining run" in findings.missing_note(pd.DataFrame(), ["natural"])
+    assert claims.missing_note(s, ["natural", "second_hop_full"]) == ""
+    assert "finetuning run from control" in claims.missing_note(s, ["control"], finetune=True)
+    assert "no pretraining run" in claims.missing_note(pd.DataFrame(), ["natural"])
 
 
 def test_median_milestones_skip_seeds_that_never_reach_and_regimes_without_rows():
-    got = findings.median_milestones(summary(), ["natural", "second_hop_full", "both_hop_full"])
+    got = claims.median_milestones(summary(), ["natural", "second_hop_full", "both_hop_full"])
     assert got == {"natural": {"T_fit": 8500, "T_bridge": None, "T_ood": None},
                    "second_hop_full": {"T_fit": 8250, "T_bridge": 12750, "T_ood": 18250}}
 
 
 def test_holds_text_counts_seeds_and_says_when_unmeasured():
     s = summary()
-    assert findings.holds_text(s, "fake_grokking", "second_hop_full") == "holds in 0 of 2 seeds"
-    assert findings.holds_text(s, "grokking_order", "natural") == "holds in 0 of 1 seed"
-    assert findings.holds_text(s, "new_old_composes", "natural", finetune=True) == "holds in 1 of 1 seed"
-    assert findings.holds_text(s, "fake_grokking", "natural") == "is not measured (no committed run)"
+    assert claims.holds_text(s, "fake_grokking", "second_hop_full") == "holds in 0 of 2 seeds"
+    assert claims.holds_text(s, "grokking_order", "natural") == "holds in 0 of 1 seed"
+    assert claims.holds_text(s, "new_old_composes", "natural", finetune=True) == "holds in 1 of 1 seed"
+    assert claims.holds_text(s, "fake_grokking", "natural") == "is not measured (no committed run)"
 
 
 def test_claim_table_sets_the_papers_numbers_beside_ours():
-    table = findings.claim_table(summary()).set_index(["regime", "criterion"])
+    table = claims.claim_table(summary()).set_index(["regime", "criterion"])
     assert list(table.index) == [("natural", "grokking_order"), ("natural", "grokking_delay"),
                                  ("second hop full", "fake_grokking")]
     order = table.loc[("natural", "grokking_order")]
@@ -77,29 +77,29 @@ def test_claim_table_sets_the_papers_numbers_beside_ours():
 
 
 def test_claim_table_of_finetunes_and_of_nothing():
-    table = findings.claim_table(summary(), finetune=True)
+    table = claims.claim_table(summary(), finetune=True)
     assert table[["regime", "criterion", "ours", "holds"]].values.tolist() == \
         [["natural", "new_old_composes", "0.95", "1 of 1 seed"]]
     assert table.paper.iloc[0] == f"{paper.FIGURE4.set_index('base').loc['natural', 'new_old_em']:.2f}"
-    assert findings.claim_table(summary(), regimes=["both_hop_full"]).empty
-    assert findings.claim_table(pd.DataFrame(columns=["finding", "regime", "seed"])).empty
+    assert claims.claim_table(summary(), regimes=["both_hop_full"]).empty
+    assert claims.claim_table(pd.DataFrame(columns=["finding", "regime", "seed"])).empty
 
 
 def test_readings_tell_no_generalization_from_generalization_through_the_bridge():
     s = summary()
-    assert findings.readings_text(s, "natural") == \
+    assert claims.readings_text(s, "natural") == \
         "in 1 of 1 seed, did not reach OOD exact match 0.5 within 20,000 steps"
-    assert findings.readings_text(s, "second_hop_full") == \
+    assert claims.readings_text(s, "second_hop_full") == \
         "in 2 of 2 seeds, reached OOD exact match 0.5 at or after finding the bridge (T_bridge ≤ T_ood)"
     fake = s.assign(holds_fake_grokking=[np.nan, True, False, np.nan])
-    assert "fake grokking" in findings.readings_text(fake, "second_hop_full").split("; ")[0]
+    assert "fake grokking" in claims.readings_text(fake, "second_hop_full").split("; ")[0]
     early = s.assign(T_bridge=[np.nan, 19000, np.nan, np.nan])
-    assert findings.readings_text(early, "second_hop_full").count("before the bridge was found") == 1
-    assert findings.readings_text(s, "both_hop_full") == "has no committed run"
+    assert claims.readings_text(early, "second_hop_full").count("before the bridge was found") == 1
+    assert claims.readings_text(s, "both_hop_full") == "has no committed run"
 
 
 def test_milestone_table_counts_reached_seeds():
-    table = findings.milestone_table(summary(), ["second_hop_full", "both_hop_full"]).set_index(["regime", "milestone"])
+    table = claims.milestone_table(summary(), ["second_hop_full", "both_hop_full"]).set_index(["regime", "milestone"])
     assert set(table.index.get_level_values(0)) == {"second_hop_full"}
     row = table.loc[("second_hop_full", "T_bridge")]
     assert (row.seeds, row.reached, row["median"], row["min"], row["max"]) == (2, 2, 12750, 9000, 16500)
@@ -112,45 +112,45 @@ def curves(ood: list[float], bridge: list[float]) -> pd.DataFrame:
 
 
 def test_fake_grokking_check_counts_evaluations_and_reads_the_best_one():
-    got = findings.fake_grokking_check(curves([0.1, 0.85, 0.9, 0.7], [0.2, 0.4, 0.6, 0.3]), bridge="bf")
+    got = claims.fake_grokking_check(curves([0.1, 0.85, 0.9, 0.7], [0.2, 0.4, 0.6, 0.3]), bridge="bf")
     assert got == {"evaluations": 4, "fake_evaluations": 1, "best_ood_step": 200, "best_ood_exact_match": 0.9,
                    "bridge_at_best_ood": 0.6}
-    assert findings.fake_grokking_check(curves([0.5], [0.9]), bridge="bf")["fake_evaluations"] == 0
+    assert claims.fake_grokking_check(curves([0.5], [0.9]), bridge="bf")["fake_evaluations"] == 0
 
 
 def test_bridge_of_reads_the_single_metric():
-    assert findings.bridge_of(summary()) == "bridge_found_intermediate"
-    assert findings.bridge_of(pd.DataFrame()) == "bridge_found"
+    assert claims.bridge_of(summary()) == "bridge_found_intermediate"
+    assert claims.bridge_of(pd.DataFrame()) == "bridge_found"
     with pytest.raises(ValueError, match="mixes"):
-        findings.bridge_of(summary().assign(bridge_metric=["a", "b", "a", "a"]))
+        claims.bridge_of(summary().assign(bridge_metric=["a", "b", "a", "a"]))
 
 
 def test_spread_of_and_run_text_read_one_regime():
     s = summary()
-    assert findings.spread_of(s, "natural", "final_new_old_exact_match", finetune=True) == "0.95"
-    assert findings.spread_of(s, "control", "final_new_old_exact_match", finetune=True) == "no run"
-    assert findings.spread_of(s, "natural", "no_such_column") == "no run"
-    assert findings.run_text(s, "second_hop_full") == \
+    assert claims.spread_of(s, "natural", "final_new_old_exact_match", finetune=True) == "0.95"
+    assert claims.spread_of(s, "control", "final_new_old_exact_match", finetune=True) == "no run"
+    assert claims.spread_of(s, "natural", "no_such_column") == "no run"
+    assert claims.run_text(s, "second_hop_full") == \
         ("T_fit 8,250 [8,000–8,500], T_bridge 12,750 [9,000–16,500], T_ood 18,250 [18,000–18,500]; in 2 of 2 "
          "seeds, reached OOD exact match 0.5 at or after finding the bridge (T_bridge ≤ T_ood)")
-    assert findings.run_text(s, "both_hop_full") == "no committed run yet"
-    assert findings.holds_text(s, "fake_grokking", ["natural", "second_hop_full"]) == "holds in 0 of 2 seeds"
+    assert claims.run_text(s, "both_hop_full") == "no committed run yet"
+    assert claims.holds_text(s, "fake_grokking", ["natural", "second_hop_full"]) == "holds in 0 of 2 seeds"
 
 
 def test_wait_text_names_why_it_cannot_be_measured():
     s = summary()
-    assert findings.wait_text(s, 2.0) == ("the wait cannot be measured: natural did not reach T_ood and "
+    assert claims.wait_text(s, 2.0) == ("the wait cannot be measured: natural did not reach T_ood and "
                                           "both hop full has no committed run")
     full = s.iloc[[1]].assign(regime="both_hop_full", finding="1", T_ood=1000)
     grokked = s.iloc[[0]].assign(T_ood=5000)
-    assert findings.wait_text(pd.concat([grokked, full]), 2.0) == "the wait is 4,000 extra steps (8e+03 FLOPs)"
+    assert claims.wait_text(pd.concat([grokked, full]), 2.0) == "the wait is 4,000 extra steps (8e+03 FLOPs)"
 
 
 def test_fake_grokking_table_checks_each_seed():
     runs = pd.concat([curves([0.1, 0.85], [0.9, 0.3]).assign(regime="second_hop_full", seed=0),
                       curves([0.1, 0.7], [0.9, 0.95]).assign(regime="second_hop_full", seed=1),
                       curves([0.0, 0.0], [0.0, 0.0]).assign(regime="natural", seed=0)])
-    table = findings.fake_grokking_table(runs, "bf", ["second_hop_full", "both_hop_full"])
+    table = claims.fake_grokking_table(runs, "bf", ["second_hop_full", "both_hop_full"])
     assert table[["seed", "fake_evaluations", "best_ood_exact_match", "holds"]].values.tolist() == \
         [[0, 1, 0.85, True], [1, 0, 0.7, False]]
-    assert findings.fake_grokking_table(pd.DataFrame(), "bf", ["natural"]).empty
+    assert claims.fake_grokking_table(pd.DataFrame(), "bf", ["natural"]).empty

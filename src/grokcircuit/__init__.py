@@ -1,7 +1,8 @@
 """grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026) for a laptop CPU.
 
 Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, finetune,
-encode, model, flops, lens, runs, train, findings, experiments, reproduce, paths, plots, paper, cli.
+encode, model, flops, lens, runs, train, findings, claims, experiments, reproduce, paths, plots, paper,
+cli.
 """
 from .augment import REGIME_SPECS, regime_params
 from .config import (REGIMES, ConfigError, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig,
@@ -15,6 +16,7 @@ from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_roo
 from .train import build_task, train
 from .experiments import as_list, finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
 from .findings import milestones, summarize_finetune, summarize_pretrain
+from . import claims
 from . import paper
 from .flops import forward_flops_per_sample, train_flops_per_step
 from .paths import (agreement, first_stage, first_stage_counts, patch_effect, patch_profile, path_map,

@@ -1,0 +1,258 @@
+"""Claim checks over a committed summary (`grokcircuit.reproduce.load_summary`): seeds, spreads, readings,
+claim tables and the sentences the chapters glue.
+
+A summary holds one row per (finding, regime, seed), finding "3" rows being finetuning runs whose `regime` is
+the base. Everything here works with whatever rows it holds; the criteria themselves live in `findings`.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .findings import BRIDGE, OOD_HALF, curve
+
+
+MILESTONES = ("T_fit", "T_bridge", "T_ood")
+CRITERIA = {  # what each holds_<criterion> of `summarize_pretrain` / `summarize_finetune` tests
+    "grokking_order": "T_fit < T_bridge < T_ood",
+    "grokking_delay": "T_ood ≥ 3 T_fit",
+    "no_wait": "OOD exact match ≥ 0.9 by step 1.5 T_fit",
+    "bridge_at_end": f"final OOD bridge found ≥ {BRIDGE}",
+    "fake_grokking": "an evaluation with OOD exact match ≥ 0.8 and OOD bridge found ≤ 0.5",
+    "new_facts_learned": "final new-fact accuracy ≥ 0.99",
+    "new_old_composes": "final new+old exact match ≥ 0.9",
+    "old_new_fails_with_bridge": f"final old+new exact match ≤ 0.1 and its bridge found ≥ {BRIDGE}",
+    "fake_base_fails": "final new+old exact match ≤ 0.5",
+}
+QUANTITIES = {  # criterion -> the numbers it is decided on: (label, summary column, column of gc.paper's table)
+    "grokking_order": [("T_fit", "T_fit", "T_fit"), ("T_bridge", "T_bridge", "T_bridge"), ("T_ood", "T_ood", "T_ood")],
+    "grokking_delay": [("T_ood / T_fit", "ood_over_fit", "ood_over_fit")],
+    "no_wait": [("T_ood / T_fit", "ood_over_fit", "ood_over_fit")],
+    "bridge_at_end": [("final OOD bridge found", "final_ood_bridge_found", "final_bridge")],
+    "fake_grokking": [("final OOD exact match", "final_ood_exact_match", "final_ood"),
+                      ("final OOD bridge found", "final_ood_bridge_found", "final_bridge")],
+    "new_facts_learned": [("final new-fact accuracy", "final_new_atomic", "new_atomic")],
+    "new_old_composes": [("final new+old exact match", "final_new_old_exact_match", "new_old_em")],
+    "old_new_fails_with_bridge": [("final old+new exact match", "final_old_new_exact_match", "old_new_em"),
+                                  ("final old+new bridge found", "final_old_new_bridge_found", "old_new_bridge")],
+    "fake_base_fails": [("final new+old exact match", "final_new_old_exact_match", "new_old_em")],
+}
+
+
+def name_of(regime: str) -> str:
+    """A regime or base as prose: "second_hop_full" -> "second hop full"."""
+    return regime.replace("_", " ")
+
+
+def rows_of(summary: pd.DataFrame, regime: str, finetune: bool = False) -> pd.DataFrame:
+    """The summary rows of one pretraining regime (or, with `finetune`, of the finetuning runs from one base)."""
+    if summary.empty:
+        return summary
+    return summary[(summary.regime == regime) & ((summary.finding == "3") == finetune)]
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def seeds_text(summary: pd.DataFrame, regimes: list[str], finetune: bool = False) -> str:
+    """Which seeds each regime has, e.g. "natural: 1 seed (0); both hop full: no run yet"."""
+    parts = []
+    for regime in regimes:
+        seeds = sorted(int(s) for s in rows_of(summary, regime, finetune).seed)
+        parts.append(f"{name_of(regime)}: " + (f"{_seeds(len(seeds))} ({', '.join(map(str, seeds))})"
+                                                if seeds else "no run yet"))
+    return "; ".join(parts)
+
+
+def missing_note(summary: pd.DataFrame, regimes: list[str], finetune: bool = False, preset: str = "cpu") -> str:
+    """One sentence naming the regimes without any committed run and how to produce them; "" when none is missing."""
+    missing = [name_of(r) for r in regimes if rows_of(summary, r, finetune).empty]
+    if not missing:
+        return ""
+    kind = "finetuning run from" if finetune else "pretraining run of"
+    names = ", ".join(missing[:-1]) + " or " * (len(missing) > 1) + missing[-1]
+    return (f"The committed `{preset}` results hold no {kind} {names} yet: `grokcircuit reproduce "
+            f"--preset {preset} --seeds 0 1 2` trains {'them' if len(missing) > 1 else 'it'} and writes "
+            f"`results/{preset}/`.")
+
+
+def spread(values: pd.Series, steps: bool = False) -> str:
+    """Median [min-max] over seeds of the reached (non-missing) values, with how many seeds reached them when
+    not all did; "not reached" when none did, "no run" when there are no seeds. `steps` formats integers with
+    thousands separators."""
+    values = pd.to_numeric(pd.Series(values), errors="coerce")
+    hit = values.dropna()
+    if values.empty:
+        return "no run"
+    if hit.empty:
+        return "not reached"
+    fmt = (lambda v: f"{v:,.0f}") if steps else (lambda v: f"{v:.2f}")  # noqa: E731
+    text = fmt(hit.median()) + (f" [{fmt(hit.min())}–{fmt(hit.max())}]" if len(hit) > 1 else "")
+    return text if len(hit) == len(values) else f"{text} in {len(hit)} of {_seeds(len(values))}"
+
+
+def median_milestones(summary: pd.DataFrame, regimes: list[str]) -> dict[str, dict[str, int | None]]:
+    """For each of `regimes` with pretraining rows: each milestone's median step over the seeds that reach it
+    (None when none does)."""
+    out = {}
+    for regime in regimes:
+        rows = rows_of(summary, regime)
+        if len(rows):
+            out[regime] = {key: int(hit.median()) if len(hit := pd.to_numeric(rows[key], errors="coerce").dropna())
+                           else None for key in MILESTONES}
+    return out
+
+
+def _true(value) -> bool:
+    """A holds_ value read back from a CSV (True, numpy True or "True") as a bool."""
+    return str(value) == "True"
+
+
+def _holds(rows: pd.DataFrame, criterion: str) -> pd.Series:
+    """The non-missing values of holds_<criterion> as booleans."""
+    column = f"holds_{criterion}"
+    if column not in rows:
+        return pd.Series(dtype=bool)
+    return rows[column].dropna().map(_true).astype(bool)
+
+
+def spread_of(summary: pd.DataFrame, regime: str, column: str, finetune: bool = False, steps: bool = False) -> str:
+    """`spread` of one summary column over the seeds of `regime` ("no run" when it has none)."""
+    rows = rows_of(summary, regime, finetune)
+    return spread(rows[column] if column in rows else pd.Series(dtype=float), steps)
+
+
+
+
+def holds_text(summary: pd.DataFrame, criterion: str, regimes: str | list[str], finetune: bool = False) -> str:
+    """Over the seeds of one regime (or several): e.g. "holds in 0 of 2 seeds", or "is not measured (no committed
+    run)"."""
+    regimes = [regimes] if isinstance(regimes, str) else regimes
+    held = pd.concat([_holds(rows_of(summary, r, finetune), criterion) for r in regimes])
+    if held.empty:
+        return "is not measured (no committed run)"
+    return f"holds in {int(held.sum())} of {_seeds(len(held))}"
+
+
+def _with_ratio(frame: pd.DataFrame) -> pd.DataFrame:
+    if {"T_fit", "T_ood"} <= set(frame.columns):
+        frame = frame.assign(ood_over_fit=pd.to_numeric(frame.T_ood, errors="coerce")
+                             / pd.to_numeric(frame.T_fit, errors="coerce"))
+    return frame
+
+
+def claim_table(summary: pd.DataFrame, finetune: bool = False, regimes: list[str] | None = None) -> pd.DataFrame:
+    """One row per (regime, criterion) measured in `summary`: what the criterion tests, the numbers it rests on in
+    the paper (`grokcircuit.paper`) and ours (median [min-max] over seeds), and in how many seeds it holds.
+
+    Pretraining criteria by default; `finetune` gives those of finding 3, per base. `regimes` restricts and orders.
+    """
+    from .paper import FIGURE2, FIGURE4
+
+    paper = _with_ratio(FIGURE4.set_index("base") if finetune else FIGURE2.set_index("regime"))
+    present = list(dict.fromkeys(summary.regime)) if not summary.empty else []
+    rows = []
+    for regime in regimes or present:
+        mine = _with_ratio(rows_of(summary, regime, finetune))
+        for criterion, tests in CRITERIA.items():
+            held = _holds(mine, criterion)
+            if held.empty:
+                continue
+            quantities = QUANTITIES[criterion]
+            steps = [label.startswith("T_") and "/" not in label for label, _, _ in quantities]
+            theirs = [("not reached" if pd.isna(paper.loc[regime, col]) else spread(pd.Series([paper.loc[regime, col]]), s))
+                      if regime in paper.index else "not in the paper" for (_, _, col), s in zip(quantities, steps)]
+            ours = [spread(mine[col], s) for (_, col, _), s in zip(quantities, steps)]
+            rows.append({"regime": name_of(regime), "criterion": criterion, "tests": tests,
+                         "quantity": "; ".join(label for label, _, _ in quantities),
+                         "paper": "; ".join(theirs), "ours": "; ".join(ours),
+                         "holds": f"{int(held.sum())} of {_seeds(len(held))}"})
+    return pd.DataFrame(rows, columns=["regime", "criterion", "tests", "quantity", "paper", "ours", "holds"])
+
+
+def reading(row: pd.Series) -> str:
+    """How one pretraining run behaved on the OOD queries, from its summary row: fake grokking (when measured),
+    no OOD generalization, or generalization through (or before) the bridge."""
+    if _true(row.get("holds_fake_grokking")):
+        return "reached OOD exact match 0.8 while finding the bridge in at most half of the OOD queries (fake grokking)"
+    if pd.isna(row.T_ood):
+        return f"did not reach OOD exact match {OOD_HALF} within {int(row.steps):,} steps"
+    if pd.notna(row.T_bridge) and row.T_bridge <= row.T_ood:
+        return f"reached OOD exact match {OOD_HALF} at or after finding the bridge (T_bridge ≤ T_ood)"
+    return f"reached OOD exact match {OOD_HALF} before the bridge was found in {BRIDGE} of the OOD queries"
+
+
+def readings_text(summary: pd.DataFrame, regime: str) -> str:
+    """The `reading` of each seed of `regime`, grouped: e.g. "in 2 of 2 seeds, reached ... (T_bridge ≤ T_ood)"."""
+    rows = rows_of(summary, regime)
+    if rows.empty:
+        return "has no committed run"
+    counts = rows.apply(reading, axis=1).value_counts(sort=False)
+    return "; ".join(f"in {k} of {_seeds(len(rows))}, {text}" for text, k in counts.items())
+
+
+def run_text(summary: pd.DataFrame, regime: str) -> str:
+    """The milestones of `regime` over its seeds and their `readings_text`, e.g. "T_fit 8,500, T_bridge not
+    reached, T_ood not reached; in 1 of 1 seed, did not reach ..."; "no committed run yet" without rows."""
+    if rows_of(summary, regime).empty:
+        return "no committed run yet"
+    steps = ", ".join(f"{key} {spread_of(summary, regime, key, steps=True)}" for key in MILESTONES)
+    return f"{steps}; {readings_text(summary, regime)}"
+
+
+def milestone_table(summary: pd.DataFrame, regimes: list[str]) -> pd.DataFrame:
+    """Per pretraining regime of `regimes` with rows, and milestone: seeds, seeds that reached it, and the median,
+    min and max step over those (NaN when none did), with the same as text (`spread`)."""
+    rows = []
+    for regime in regimes:
+        mine = rows_of(summary, regime)
+        for key in MILESTONES if len(mine) else ():
+            steps = pd.to_numeric(mine[key], errors="coerce")
+            rows.append({"regime": regime, "milestone": key, "seeds": len(steps), "reached": int(steps.notna().sum()),
+                         "median": steps.median(), "min": steps.min(), "max": steps.max(),
+                         "steps": spread(steps, steps=True)})
+    return pd.DataFrame(rows, columns=["regime", "milestone", "seeds", "reached", "median", "min", "max", "steps"])
+
+
+def wait_text(summary: pd.DataFrame, flops_per_step: float) -> str:
+    """The grokking wait: how much later natural reaches T_ood than both hop full (medians over the seeds that
+    reach it), in steps and FLOPs, or why it cannot be measured."""
+    t_ood = {r: m["T_ood"] for r, m in median_milestones(summary, ["natural", "both_hop_full"]).items()}
+    why = [f"{name_of(r)} has no committed run" if r not in t_ood else f"{name_of(r)} did not reach T_ood"
+           for r in ("natural", "both_hop_full") if t_ood.get(r) is None]
+    if why:
+        return "the wait cannot be measured: " + " and ".join(why)
+    wait = t_ood["natural"] - t_ood["both_hop_full"]
+    return f"the wait is {wait:,} extra steps ({wait * flops_per_step:.2g} FLOPs)"
+
+
+def fake_grokking_table(metrics: pd.DataFrame, bridge: str, regimes: list[str]) -> pd.DataFrame:
+    """`fake_grokking_check` per (regime, seed) of tidy pretraining curves (`reproduce.load_metrics`), for those of
+    `regimes` present, with a column `holds`: some evaluation met the criterion."""
+    columns = ["regime", "seed", "evaluations", "fake_evaluations", "best_ood_step", "best_ood_exact_match",
+               "bridge_at_best_ood", "holds"]
+    if metrics.empty:
+        return pd.DataFrame(columns=columns)
+    rows = [{"regime": regime, "seed": int(seed), **fake_grokking_check(runs, bridge)}
+            for regime in regimes for seed, runs in metrics[metrics.regime == regime].groupby("seed")]
+    return pd.DataFrame(rows, columns=columns[:-1]).assign(holds=lambda f: f.fake_evaluations > 0)[columns]
+
+
+def fake_grokking_check(metrics: pd.DataFrame, bridge: str = "bridge_found") -> dict:
+    """The fake-grokking criterion on one run's curves: evaluations with OOD exact match >= 0.8 and bridge found
+    <= 0.5, and the run's best OOD evaluation (its exact match and bridge found there)."""
+    both = pd.concat([curve(metrics, "test_inferred_ood", "exact_match"), curve(metrics, "test_inferred_ood", bridge)],
+                     axis=1, keys=["ood", "bridge"]).dropna()
+    best = both.ood.idxmax() if len(both) else None
+    return {"evaluations": len(both), "fake_evaluations": int(((both.ood >= 0.8) & (both.bridge <= 0.5)).sum()),
+            "best_ood_step": None if best is None else int(best),
+            "best_ood_exact_match": float("nan") if best is None else float(both.ood.loc[best]),
+            "bridge_at_best_ood": float("nan") if best is None else float(both.bridge.loc[best])}
+
+
+def bridge_of(summary: pd.DataFrame, default: str = "bridge_found") -> str:
+    """The bridge metric the summary's runs were judged with (its `bridge_metric` column); `default` when empty."""
+    used = summary["bridge_metric"].dropna().unique() if "bridge_metric" in summary else []
+    if len(used) > 1:
+        raise ValueError(f"bridge_of: the summary mixes bridge metrics {sorted(used)}")
+    return str(used[0]) if len(used) else default
