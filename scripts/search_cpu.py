@@ -57,6 +57,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                 "no parameter sharing, both-hop-full augmentation"),
     "e60-looped2x2-40k": ("natural", {**SMALL, "train.steps": "40000"},
                           "the natural run continued to 40k steps (4.7x its fit), past the paper's T_ood of 3.7x T_fit"),
+    "e60-looped2x2-80k": ("natural", {**SMALL, "train.steps": "80000"},
+                          "the natural run continued to 80k steps: at 40k its OOD bridge and patching rates still rose"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
 }
