@@ -61,6 +61,9 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                           "the natural run continued to 80k steps: at 40k its OOD bridge and patching rates still rose"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
+    "e60-looped2x2-grokfast": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0",
+                                           "train.grokfast_from": "6000"},
+                               "Grokfast-EMA gradient filter (alpha 0.98, lambda 2) switched on near the fit"),
 }
 
 

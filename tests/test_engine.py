@@ -24,7 +24,7 @@ from grokcircuit.cli import main
 from grokcircuit.config import to_dict
 from grokcircuit.data import vocab_size
 from grokcircuit.model import Output
-from grokcircuit.train import build_task, eval_queries
+from grokcircuit.train import GradFilter, build_task, eval_queries
 
 PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
 SHORT = {"train.steps": "60", "train.eval_every": "30"}
@@ -162,6 +162,33 @@ def test_longer_run_continues_a_shorter_one(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = gc.override(long, **{"train.lr": "2e-3"})
     assert gc.Run(other, tmp_path / "a").prefix() is None
+
+
+def test_grad_filter_adds_the_scaled_gradient_average():
+    model = torch.nn.Linear(2, 1, bias=False)
+    filt = GradFilter(model, alpha=0.5, lamb=2.0)
+    grads = [torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 2.0]])]
+    expected = [grads[0] * 3, grads[1] + 2 * (0.5 * grads[0] + 0.5 * grads[1])]
+    for g, want in zip(grads, expected):
+        model.weight.grad = g.clone()
+        filt.apply()
+        torch.testing.assert_close(model.weight.grad, want)
+
+
+def test_grokfast_run_resumes_exactly_and_changes_training(tmp_path):
+    """The filter's state is checkpointed: a Grokfast run continued from a shorter one matches one from scratch."""
+    plain = gc.override(gc.preset("ci"), **SHORT)
+    short = gc.override(plain, **{"train.grokfast_alpha": "0.9", "train.grokfast_from": "20"})
+    long = gc.override(short, **{"train.steps": "90"})
+    assert plain.run_id == gc.override(plain, **{"train.grokfast_lamb": "2.0"}).run_id
+    gc.get_or_train(short, progress=False, root=tmp_path / "a")
+    continued = gc.get_or_train(long, progress=False, root=tmp_path / "a")
+    scratch = gc.get_or_train(long, progress=False, root=tmp_path / "b")
+    np.testing.assert_allclose(continued.metrics().value, scratch.metrics().value, rtol=0, atol=0)
+    base = gc.get_or_train(plain, progress=False, root=tmp_path / "c").metrics()
+    filtered = gc.Run(short, tmp_path / "a").metrics()
+    assert base[base.step == 0].value.equals(filtered[filtered.step == 0].value)
+    assert not base[base.step == 60].value.equals(filtered[filtered.step == 60].value)
 
 
 def train_cmd(steps: int = 200) -> list[str]:

@@ -140,6 +140,9 @@ class TrainConfig:
     eval_every_epochs: float = 0.0  # > 0: evaluate every round(eval_every_epochs * floor(N / batch_size)) steps
     eval_size: int = 3000  # cap on queries per probe split at evaluation
     seed: int = 0  # model init and batch order
+    grokfast_alpha: float = 0.0  # > 0: Grokfast-EMA gradient filter (Lee et al. 2024) with this EMA rate
+    grokfast_lamb: float = 2.0  # the filter adds lamb * EMA(gradient) to each gradient
+    grokfast_from: int = 0  # the step at which the filter switches on
     device: str = "auto"  # "auto", "cpu" or "cuda"; not part of the run id
     compile: bool = False  # torch.compile on cuda; not part of the run id
     snapshots: bool = True  # keep the EMA weights of every evaluation; not part of the run id
@@ -162,6 +165,12 @@ class TrainConfig:
             raise _bad("train.eval_every_epochs", self.eval_every_epochs, ">= 0")
         if self.seed < 0:
             raise _bad("train.seed", self.seed, ">= 0")
+        if not 0 <= self.grokfast_alpha < 1:
+            raise _bad("train.grokfast_alpha", self.grokfast_alpha, "in [0, 1)")
+        if self.grokfast_lamb < 0:
+            raise _bad("train.grokfast_lamb", self.grokfast_lamb, ">= 0")
+        if self.grokfast_from < 0:
+            raise _bad("train.grokfast_from", self.grokfast_from, ">= 0")
         if self.device not in ("auto", "cpu", "cuda"):
             raise _bad("train.device", self.device, "'auto', 'cpu' or 'cuda'")
 
@@ -231,7 +240,8 @@ class RunConfig:
 
 NON_SEMANTIC = {("train", "device"), ("train", "compile"), ("train", "snapshots")}
 # Fields added after runs existed: left out of the run id while they hold their default, so earlier ids stay valid.
-ADDED_LATER = {("model", "positions"): "learned", ("train", "epochs"): 0.0, ("train", "eval_every_epochs"): 0.0}
+ADDED_LATER = {("model", "positions"): "learned", ("train", "epochs"): 0.0, ("train", "eval_every_epochs"): 0.0,
+               ("train", "grokfast_alpha"): 0.0, ("train", "grokfast_lamb"): 2.0, ("train", "grokfast_from"): 0}
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -149,10 +149,38 @@ class EMA:
         torch._foreach_lerp_(*self._pairs, 1 - self.decay)
 
 
+class GradFilter:
+    """Grokfast-EMA (Lee et al. 2024): g <- g + lamb * EMA_alpha(g), amplifying the slow part of the gradient
+    before the optimizer sees it. Its state (one buffer per parameter) is part of the checkpoint."""
+
+    def __init__(self, model: torch.nn.Module, alpha: float, lamb: float):
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.alpha, self.lamb = alpha, lamb
+        self.slow: list[torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if self.slow is None:
+            self.slow = [g.clone() for g in grads]
+        else:
+            torch._foreach_lerp_(self.slow, grads, 1 - self.alpha)
+        torch._foreach_add_(grads, self.slow, alpha=self.lamb)
+        for p, g in zip(self.params, grads):
+            p.grad = g
+
+    def state_dict(self) -> list[torch.Tensor] | None:
+        return self.slow
+
+    def load_state_dict(self, slow: list[torch.Tensor] | None) -> None:
+        self.slow = slow
+
+
 def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Optimizer, ema: EMA,
-               tokens: torch.Tensor, labels: torch.Tensor, cfg: RunConfig, lr: float, autocast) -> torch.Tensor:
-    """One AdamW step on one batch, then the EMA update; returns the detached loss.
-    `fwd` is `model` or its compiled version."""
+               tokens: torch.Tensor, labels: torch.Tensor, cfg: RunConfig, lr: float, autocast,
+               grad_filter: GradFilter | None = None) -> torch.Tensor:
+    """One AdamW step on one batch (its gradient filtered when `grad_filter` is given), then the EMA update;
+    returns the detached loss. `fwd` is `model` or its compiled version."""
     for group in opt.param_groups:
         group["lr"] = lr
     with autocast:
@@ -160,6 +188,8 @@ def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Op
     loss = sequence_loss(out, labels, cfg.model)
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if grad_filter is not None:
+        grad_filter.apply()
     opt.step()
     ema.update()
     return loss.detach()
@@ -192,6 +222,8 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     ema = EMA(model, cfg.train.ema_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=sched.lr, betas=(0.9, 0.95), eps=1e-8,
                             weight_decay=cfg.train.weight_decay)
+    grad_filter = (GradFilter(model, cfg.train.grokfast_alpha, cfg.train.grokfast_lamb)
+                   if cfg.train.grokfast_alpha > 0 and cfg.finetune is None else None)
     step, rows, seconds = 0, [], 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -199,6 +231,8 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, rows, seconds = state["step"], [list(r) for r in state["rows"]], state["seconds"]
+        if grad_filter is not None:
+            grad_filter.load_state_dict(state.get("grad_filter"))
     fwd = torch.compile(model) if cfg.train.compile else model
     autocast = autocast_for(device)
 
@@ -212,6 +246,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
             run.save_snapshot(step, ema.model.state_dict())
         run.save_checkpoint({"step": step, "model": model.state_dict(), "ema": ema.model.state_dict(),
                              "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "rows": rows,
+                             "grad_filter": grad_filter.state_dict() if grad_filter is not None else None,
                              "device": device.type,
                              "seconds": seconds + time.perf_counter() - t0}, finished=step >= sched.steps)
         bar.set_postfix(train=f"{metrics.get(('train', 'accuracy'), 0):.3f}",
@@ -227,7 +262,9 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     model.train()
     while step < sched.steps:
         idx = batches.indices(step)
-        loss_sum += train_step(model, fwd, opt, ema, tokens[idx], labels[idx], cfg, lr_at(step, sched), autocast)
+        filt = grad_filter if grad_filter is not None and step >= cfg.train.grokfast_from else None
+        loss_sum += train_step(model, fwd, opt, ema, tokens[idx], labels[idx], cfg, lr_at(step, sched), autocast,
+                               filt)
         loss_n += 1
         step += 1
         bar.update(1)
