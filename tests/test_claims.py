@@ -154,3 +154,24 @@ def test_fake_grokking_table_checks_each_seed():
     assert table[["seed", "fake_evaluations", "best_ood_exact_match", "holds"]].values.tolist() == \
         [[0, 1, 0.85, True], [1, 0, 0.7, False]]
     assert claims.fake_grokking_table(pd.DataFrame(), "bf", ["natural"]).empty
+
+
+def test_sharing_table_pairs_each_regime_and_skips_missing_candidates():
+    search = pd.DataFrame([
+        {"name": "e60-looped2x2", "steps": 20000, "T_fit": 8500.0, "final_train_accuracy": 1.0,
+         "final_iid_exact_match": 1.0, "max_ood_exact_match": 0.04, "final_ood_bridge_found": 0.5,
+         "ood_patch_followed": 0.18, "iid_patch_followed": 0.9},
+        {"name": "e60-standard4", "steps": 20000, "T_fit": np.nan, "final_train_accuracy": 0.7,
+         "final_iid_exact_match": 0.2, "max_ood_exact_match": 0.01, "final_ood_bridge_found": 0.1,
+         "ood_patch_followed": 0.02, "iid_patch_followed": 0.1},
+    ])
+    table = claims.sharing_table(search)
+    assert list(table["parameter sharing"]) == ["shared (looped)", "none (standard)"]
+    assert list(table.regime) == ["natural", "natural"]
+    assert table["training accuracy"].tolist() == [1.0, 0.7]
+    assert claims.sharing_table(pd.DataFrame()).empty
+    text = claims.sharing_text(table)
+    assert "natural: best OOD exact match 0.04 with sharing against 0.01 without" in text
+    assert "ID exact match 1.00 against 0.20" in text
+    assert "only the shared model" in claims.sharing_text(table.iloc[:1])
+    assert "no run" in claims.sharing_text(table.iloc[:0])

@@ -256,3 +256,47 @@ def bridge_of(summary: pd.DataFrame, default: str = "bridge_found") -> str:
     if len(used) > 1:
         raise ValueError(f"bridge_of: the summary mixes bridge metrics {sorted(used)}")
     return str(used[0]) if len(used) else default
+
+
+SHARING = {  # regime -> (search candidate with parameter sharing, the same depth without it)
+    "natural": ("e60-looped2x2", "e60-standard4"),
+    "both_hop_full": ("e60-looped2x2-both-full", "e60-standard4-both-full"),
+}
+SHARING_COLUMNS = {"T_fit": "T_fit", "final_train_accuracy": "training accuracy",
+                   "final_iid_exact_match": "ID exact match", "max_ood_exact_match": "best OOD exact match",
+                   "final_ood_bridge_found": "OOD bridge found", "ood_patch_followed": "OOD patch-follow",
+                   "iid_patch_followed": "ID patch-follow"}
+
+
+def sharing_table(search: pd.DataFrame, pairs: dict[str, tuple[str, str]] = SHARING) -> pd.DataFrame:
+    """Parameter sharing against none (the paper's Figure 1 argument) from the search table: per regime, the
+    looped model beside the standard transformer of the same depth, at the end of equally long runs.
+    Candidates not yet in the search table are left out."""
+    rows = []
+    for regime, names in pairs.items():
+        for model, name in zip(("shared (looped)", "none (standard)"), names):
+            hit = search[search.name == name] if len(search) else search
+            if len(hit):
+                row = hit.iloc[0]
+                rows.append({"regime": name_of(regime), "parameter sharing": model, "candidate": name,
+                             "steps": int(row.steps),
+                             **{label: row.get(col) for col, label in SHARING_COLUMNS.items()}})
+    return pd.DataFrame(rows, columns=["regime", "parameter sharing", "candidate", "steps",
+                                       *SHARING_COLUMNS.values()])
+
+
+def sharing_text(table: pd.DataFrame) -> str:
+    """One clause per regime of `sharing_table`: best OOD exact match and OOD bridge found with sharing and
+    without, or what is missing."""
+    parts = []
+    for regime, rows in table.groupby("regime", sort=False):
+        by = rows.set_index("parameter sharing")
+        if len(by) < 2:
+            parts.append(f"{regime}: only the {by.index[0].split(' ')[0]} model has been trained")
+            continue
+        s, n = by.loc["shared (looped)"], by.loc["none (standard)"]
+        parts.append(f"{regime}: best OOD exact match {s['best OOD exact match']:.2f} with sharing against "
+                     f"{n['best OOD exact match']:.2f} without, OOD bridge found {s['OOD bridge found']:.2f} "
+                     f"against {n['OOD bridge found']:.2f}, ID exact match {s['ID exact match']:.2f} against "
+                     f"{n['ID exact match']:.2f}")
+    return "; ".join(parts) if parts else "no run of either model is in the search table yet"
