@@ -25,7 +25,8 @@ def test_non_semantic_fields_do_not_change_the_run_id():
 def test_fields_added_later_keep_earlier_ids_while_at_their_default():
     cfg = gc.preset("cpu")
     legacy = to_dict(cfg)
-    for section, name in (("model", "positions"), ("train", "epochs"), ("train", "eval_every_epochs")):
+    for section, name in (("model", "positions"), ("train", "epochs"), ("train", "eval_every_epochs"),
+                          ("train", "grokfast_alpha"), ("train", "grokfast_lamb"), ("train", "grokfast_from")):
         legacy[section].pop(name)
     import hashlib
     import json
@@ -33,6 +34,7 @@ def test_fields_added_later_keep_earlier_ids_while_at_their_default():
                        for k, d in legacy.items()}, sort_keys=True, separators=(",", ":"))
     assert cfg.run_id == hashlib.sha256(blob.encode()).hexdigest()[:12]
     assert gc.override(cfg, **{"model.positions": "rope"}).run_id != cfg.run_id
+    assert gc.override(cfg, **{"train.grokfast_alpha": "0.98"}).run_id != cfg.run_id
 
 
 @pytest.mark.parametrize("key, value, needle", [
