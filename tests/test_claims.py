@@ -175,3 +175,17 @@ def test_sharing_table_pairs_each_regime_and_skips_missing_candidates():
     assert "ID exact match 1.00 against 0.20" in text
     assert "only the shared model" in claims.sharing_text(table.iloc[:1])
     assert "no run" in claims.sharing_text(table.iloc[:0])
+
+
+def test_filter_text_compares_the_filtered_and_plain_natural_runs():
+    row = lambda name, steps, best, t_ood=np.nan: {  # noqa: E731
+        "name": name, "steps": steps, "max_ood_exact_match": best, "final_ood_exact_match": best - 0.01,
+        "T_ood": t_ood, "final_train_accuracy": 0.9}
+    search = pd.DataFrame([row("e60-looped2x2", 20000, 0.04), row("e60-looped2x2-80k", 80000, 0.19),
+                           row("e60-looped2x2-grokfast", 20000, 0.2),
+                           row("e60-looped2x2-grokfast-60k", 60000, 0.52, 58000.0),
+                           row("e60-looped2x2-grokfast-l5", 20000, 0.08)])
+    text = claims.filter_text(search)
+    assert "0.04 after 20,000 steps and 0.19 after 80,000" in text
+    assert "0.52 after 60,000 (first reaching 0.5 at step 58,000, final 0.51)" in text
+    assert "lacks" in claims.filter_text(search.iloc[:4])

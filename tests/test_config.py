@@ -23,7 +23,7 @@ def test_non_semantic_fields_do_not_change_the_run_id():
 
 
 def test_fields_added_later_keep_earlier_ids_while_at_their_default():
-    cfg = gc.preset("cpu")
+    cfg = gc.preset("ci")  # every field added later at its default
     legacy = to_dict(cfg)
     for section, name in (("model", "positions"), ("train", "epochs"), ("train", "eval_every_epochs"),
                           ("train", "grokfast_alpha"), ("train", "grokfast_lamb"), ("train", "grokfast_from")):
@@ -72,3 +72,12 @@ def test_epoch_based_schedule_follows_the_training_set():
     assert sched.steps == 1100 * 724_000 // 512
     steps_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=0.0, eval_every_epochs=0.0))
     assert schedule_of(steps_cfg, 724_000).steps == cfg.train.steps
+
+
+def test_run_length_and_optimizer_text_describe_the_presets():
+    assert gc.config.run_length("ci") == "400 steps"
+    assert gc.config.run_length("cpu") == "60,000 steps (natural regime), 20,000 steps (the others)"
+    assert gc.config.run_length("cpu", **{"train.steps": "100"}) == "100 steps"
+    assert "Grokfast" not in gc.config.optimizer_text(gc.preset("paper"))
+    assert "Grokfast-EMA gradient filter (alpha 0.98, lambda 2) from step 6,000" in \
+        gc.config.optimizer_text(gc.preset("cpu"))

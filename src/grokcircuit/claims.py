@@ -300,3 +300,24 @@ def sharing_text(table: pd.DataFrame) -> str:
                      f"against {n['OOD bridge found']:.2f}, ID exact match {s['ID exact match']:.2f} against "
                      f"{n['ID exact match']:.2f}")
     return "; ".join(parts) if parts else "no run of either model is in the search table yet"
+
+
+FILTER = {"plain": ("e60-looped2x2", "e60-looped2x2-80k"),
+          "filtered": ("e60-looped2x2-grokfast", "e60-looped2x2-grokfast-60k"), "strong": "e60-looped2x2-grokfast-l5"}
+
+
+def filter_text(search: pd.DataFrame, names: dict = FILTER) -> str:
+    """What the Grokfast filter changed in the natural regime, from the search table's candidates."""
+    by = search.set_index("name") if len(search) else pd.DataFrame()
+    if any(n not in by.index for n in (*names["plain"], *names["filtered"], names["strong"])):
+        return "the search table lacks the runs that compare the filter with plain AdamW"
+    (p_short, p_long), (f_short, f_long) = ([by.loc[n] for n in names[k]] for k in ("plain", "filtered"))
+    strong = by.loc[names["strong"]]
+    crossed = (f"first reaching {OOD_HALF} at step {int(f_long.T_ood):,}" if pd.notna(f_long.T_ood)
+               else f"never reaching {OOD_HALF}")
+    return (f"without the filter, the natural run's best OOD exact match was {p_short.max_ood_exact_match:.2f} "
+            f"after {int(p_short.steps):,} steps and {p_long.max_ood_exact_match:.2f} after {int(p_long.steps):,}; "
+            f"with it, {f_short.max_ood_exact_match:.2f} after {int(f_short.steps):,} steps and "
+            f"{f_long.max_ood_exact_match:.2f} after {int(f_long.steps):,} ({crossed}, final "
+            f"{f_long.final_ood_exact_match:.2f}); a filter of strength 5 instead of 2 ended at training accuracy "
+            f"{strong.final_train_accuracy:.2f} and best OOD exact match {strong.max_ood_exact_match:.2f}")
