@@ -140,7 +140,7 @@ class TrainConfig:
     eval_every_epochs: float = 0.0  # > 0: evaluate every round(eval_every_epochs * floor(N / batch_size)) steps
     eval_size: int = 3000  # cap on queries per probe split at evaluation
     seed: int = 0  # model init and batch order
-    grokfast_alpha: float = 0.0  # > 0: Grokfast-EMA gradient filter (Lee et al. 2024) with this EMA rate
+    grokfast_alpha: float = 0.0  # > 0: Grokfast-EMA gradient filter (Lee et al. 2024), pretraining only
     grokfast_lamb: float = 2.0  # the filter adds lamb * EMA(gradient) to each gradient
     grokfast_from: int = 0  # the step at which the filter switches on
     device: str = "auto"  # "auto", "cpu" or "cuda"; not part of the run id
