@@ -2,7 +2,8 @@
 
 `train(cfg, run)` builds the task (pretraining data of one regime, or the finetuning set), the model and AdamW
 (betas 0.9/0.95, linear warm-up then constant LR), then loops over epochs of shuffled permutations (the
-permutation of epoch e is a pure function of the seed and e, so a resumed run sees the same batches). The EMA
+permutation of epoch e is a pure function of the seed and e, so a resumed run sees the same batches). With
+`train.grokfast_alpha > 0`, pretraining filters each gradient (`GradFilter`) from step `grokfast_from` on. The EMA
 weights are evaluated every `eval_every` steps and at the end, and each evaluation is a checkpoint.
 
 Each evaluation logs tidy rows: train loss and epoch; exact match on every probe split; "training accuracy" =
