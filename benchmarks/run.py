@@ -39,7 +39,7 @@ from grokcircuit.data import choose, make_dataset, vocab_size
 from grokcircuit.encode import encode, layout_of
 from grokcircuit.lens import Queries, run_lens
 from grokcircuit.model import build_model, count_params, sequence_loss
-from grokcircuit.train import EMA, Batches, Schedule, lr_at, train_step
+from grokcircuit.train import EMA, Batches, GradFilter, Schedule, lr_at, train_step
 
 COLUMNS = [
     "config", "variant", "device", "dtype", "threads", "batch", "params", "steps",
@@ -199,6 +199,8 @@ class Setup:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.95), eps=1e-8,
                                      weight_decay=cfg.train.weight_decay, **extra)
         self.fwd = torch.compile(self.model) if variant == "compile" else self.model
+        t = cfg.train  # the gradient filter, when the preset has one, as it runs after `grokfast_from`
+        self.grad_filter = GradFilter(self.model, t.grokfast_alpha, t.grokfast_lamb) if t.grokfast_alpha > 0 else None
         self.model.train()
 
     @contextlib.contextmanager
@@ -226,7 +228,7 @@ class Setup:
         idx = self.batches.indices(i)
         if not prof:
             train_step(self.model, self.fwd, opt, self.ema, self.tokens[idx], self.labels[idx], cfg,
-                       lr_at(i, self.sched), self.autocast)
+                       lr_at(i, self.sched), self.autocast, self.grad_filter)
             return
         for group in opt.param_groups:
             group["lr"] = lr_at(i, self.sched)
@@ -237,6 +239,9 @@ class Setup:
         with phase("backward", prof):
             opt.zero_grad(set_to_none=True)
             loss.backward()
+        if self.grad_filter is not None:
+            with phase("filter", prof):
+                self.grad_filter.apply()
         with phase("optimizer", prof):
             opt.step()
         with phase("ema", prof):
@@ -329,7 +334,8 @@ def print_profile(name: str, variant: str, dev: torch.device, step, start: int, 
         sync(dev)
     avg = prof.key_averages()
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
-    phases = {e.key: e.cpu_time_total for e in avg if e.key in ("forward", "loss", "backward", "optimizer", "ema")}
+    names = ("forward", "loss", "backward", "filter", "optimizer", "ema")
+    phases = {e.key: e.cpu_time_total for e in avg if e.key in names}
     total = sum(phases.values()) or 1.0
     print(f"\n== profile: {name} [{variant}] on {dev.type}, {n} steps, loadavg {os.getloadavg()[0]:.2f} ==")
     print("phases (wall time inside each, share of the step): " + ", ".join(
