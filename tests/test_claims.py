@@ -189,3 +189,12 @@ def test_filter_text_compares_the_filtered_and_plain_natural_runs():
     assert "0.04 after 20,000 steps and 0.19 after 80,000" in text
     assert "0.52 after 60,000 (first reaching 0.5 at step 58,000, final 0.51)" in text
     assert "lacks" in claims.filter_text(search.iloc[:4])
+
+
+def test_train_minutes_text_groups_the_runs():
+    summary = pd.DataFrame({"finding": ["1", "1", "2", "3", "3"],
+                            "regime": ["natural", "both_hop_full", "second_hop_full", "natural", "control"],
+                            "train_seconds": [1800.0, 540.0, 600.0, 240.0, 300.0]})
+    assert claims.train_minutes_text(summary) == ("natural pretraining 30 min [30–30] over 1 run; other pretraining "
+                                                  "10 min [9–10] over 2 runs; finetuning 4 min [4–5] over 2 runs")
+    assert claims.train_minutes_text(summary.iloc[:0]) == "no committed runs"

@@ -321,3 +321,18 @@ def filter_text(search: pd.DataFrame, names: dict = FILTER) -> str:
             f"{f_long.max_ood_exact_match:.2f} after {int(f_long.steps):,} ({crossed}, final "
             f"{f_long.final_ood_exact_match:.2f}); a filter of strength 5 instead of 2 ended at training accuracy "
             f"{strong.final_train_accuracy:.2f} and best OOD exact match {strong.max_ood_exact_match:.2f}")
+
+
+def train_minutes_text(summary: pd.DataFrame) -> str:
+    """Training time per run of a committed summary, by kind of run: "natural pretraining: 28 min [27-30] ..."."""
+    if summary.empty or "train_seconds" not in summary:
+        return "no committed runs"
+    kind = pd.Series(["finetuning" if f == "3" else "natural pretraining" if r == "natural" else "other pretraining"
+                      for f, r in zip(summary.finding, summary.regime)], index=summary.index)
+    parts = []
+    for name in ("natural pretraining", "other pretraining", "finetuning"):
+        minutes = summary.train_seconds[kind == name] / 60
+        if len(minutes):
+            parts.append(f"{name} {minutes.median():.0f} min [{minutes.min():.0f}–{minutes.max():.0f}] "
+                         f"over {len(minutes)} run{'s' * (len(minutes) != 1)}")
+    return "; ".join(parts)
