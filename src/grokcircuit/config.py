@@ -380,7 +380,8 @@ def preset(name: str, regime: str = "natural", seed: int = 0, finetune: bool = F
 
 
 def run_length(name: str, **overrides: Any) -> str:
-    """How long a preset trains, per regime where the regimes differ: "60,000 steps (natural), 20,000 (others)"."""
+    """How long a preset trains: one length, or the natural regime's beside the other regimes' (which the presets
+    keep equal), e.g. "60,000 steps (natural regime), 20,000 steps (the others)"."""
     def length(c: RunConfig) -> str:
         return f"{c.train.epochs:,g} epochs" if c.train.epochs else f"{c.train.steps:,} steps"
     by = {r: length(preset(name, regime=r, **overrides)) for r in REGIMES}
