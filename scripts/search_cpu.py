@@ -31,6 +31,7 @@ CURVES = REPO / "results" / "cpu" / "search"
 # Overrides are explicit about scale, so a candidate keeps its meaning when the cpu preset moves.
 PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.grokfast_from": "0"}  # no filter
 E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
+GROKFAST = {"train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"}
 SMALL = {"data.entities": "60", "train.batch_size": "128", "train.steps": "20000", **PLAIN}
 
 CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
@@ -68,6 +69,13 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "e60-looped2x2-grokfast-60k": ("natural", {**SMALL, "train.steps": "60000", "train.grokfast_alpha": "0.98",
                                                "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"},
                                    "the Grokfast run continued to 60k steps: at 20k its OOD exact match still rose"),
+    "e60-looped2x3-grokfast": ("natural", {**SMALL, **GROKFAST, "model.loops": "3"},
+                               "three passes through the two blocks: the OOD plateau near 0.5 is hop-2 lookups of "
+                               "atomic-only facts failing, and more recurrence gives hop 2 its own pass"),
+    "e60-looped2x3-grokfast-60k": ("natural", {**SMALL, **GROKFAST, "model.loops": "3", "train.steps": "60000"},
+                                   "the three-pass run continued to 60k steps, as long as the cpu preset's natural run"),
+    "e60-looped1x4-grokfast": ("natural", {**SMALL, **GROKFAST, "model.n_blocks": "1", "model.loops": "4"},
+                               "one block applied 4 times with the filter: every lookup uses the same weights"),
     "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "5.0",
                                               "train.grokfast_from": "6000"},
                                   "a stronger filter (lambda 5): the Grokfast OOD exact match plateaued near 0.45"),
