@@ -198,3 +198,44 @@ def test_train_minutes_text_groups_the_runs():
     assert claims.train_minutes_text(summary) == ("natural pretraining 30 min [30–30] over 1 run; other pretraining "
                                                   "10 min [9–10] over 2 runs; finetuning 4 min [4–5] over 2 runs")
     assert claims.train_minutes_text(summary.iloc[:0]) == "no committed runs"
+
+
+def test_finetune_search_names_the_best_composition_and_the_worst_forgetting():
+    search = pd.DataFrame({"name": ["preset", "lr2e-3", "keep-paper", "deeper"], "why": ["a", "b", "c", "d"],
+                           "base": ["natural"] * 4,
+                           "overrides": ["{}", '{"finetune.lr": "2e-3"}', '{"finetune.keep_policy": "paper"}',
+                                         '{"model.loops": "3"}'],
+                           "train_seconds": [96.0, 84.0, 90.0, 120.0], "final_new_atomic": [1.0, 0.99, 1.0, 1.0],
+                           "final_new_old_exact_match": [0.30, 0.15, 0.35, 0.8],
+                           "final_new_old_bridge_found": [0.6, 0.5, 0.6, 1.0],
+                           "final_old_new_exact_match": [0.24, 0.19, 0.39, 0.27],
+                           "final_id_atomic": [0.9, 0.62, 1.0, 0.97]})
+    text = claims.finetune_search_text(search)
+    assert "(at least 0.99)" in text and "0.35 (keep-paper) against the criterion's 0.9" in text
+    assert "as low as 0.62 (lr2e-3); from other bases, deeper new+old 0.80 and old+new 0.27" in text
+    assert "from other bases" not in claims.finetune_search_text(search.iloc[:3])
+    table = claims.finetune_search_table(search)
+    assert list(table.index) == ["preset", "lr2e-3", "keep-paper", "deeper"] and table.loc["preset", "minutes"] == 1.6
+    assert claims.finetune_search_text(search.iloc[:0]) == "no finetuning variants are committed"
+    assert claims.finetune_search_table(search.iloc[:0]).empty
+
+
+def test_patch_follow_text_lists_the_candidates_of_a_regime():
+    search = pd.DataFrame({"name": ["a", "b", "c"], "regime": ["second_hop_full", "natural", "second_hop_full"],
+                           "ood_patch_followed": [0.739, 0.5, np.nan]})
+    assert claims.patch_follow_text(search, "second_hop_full") == "0.74 (a)"
+    assert claims.patch_follow_text(search, "both_hop_full") == "not measured"
+
+
+def test_recurrence_text_lists_the_runs_by_passes():
+    row = lambda name, best, t_ood: {  # noqa: E731
+        "name": name, "max_ood_exact_match": best, "final_ood_exact_match": best, "T_fit": 9500.0,
+        "T_bridge": 12000.0, "T_ood": t_ood, "ood_patch_followed": 0.7, "holds_grokking_order": t_ood > 0,
+        "holds_grokking_delay": False}
+    search = pd.DataFrame([row("e60-looped2x2-grokfast-60k", 0.52, 58000.0),
+                           row("e60-looped2x3-grokfast-60k", 0.76, np.nan)])
+    text = claims.recurrence_text(search)
+    assert text.startswith("with two passes, e60-looped2x2-grokfast-60k reached a best OOD exact match of 0.52")
+    assert "T_ood 58,000; OOD patch-follow 0.70; the order criterion holds, the delay criterion fails" in text
+    assert "T_ood never" in text and "T_ood 58,000" in text and "with three passes, e60-looped2x3-grokfast-60k" in text and "T_ood never" in text
+    assert "lacks" in claims.recurrence_text(search.iloc[:0])

@@ -85,3 +85,21 @@ def test_first_evaluations_of_a_summary_run_reproduce(tmp_path):
     merged = committed.merge(ours, on=["step", "split", "metric"], suffixes=("_committed", "_ours"))
     assert len(merged) == len(committed) > 10
     np.testing.assert_allclose(merged.value_ours, merged.value_committed, atol=0.02, rtol=1e-3)
+
+
+def test_finetune_search_rows_follow_from_their_committed_curves():
+    """Each variant's config still hashes to its run, and its final metrics recompute from its curves."""
+    path = SEARCH.parent / "search_finetune.csv"
+    if not path.exists():
+        pytest.skip("no committed finetuning search")
+    frame = pd.read_csv(path)
+    assert "preset" in set(frame.name)
+    for row in frame.to_dict("records"):
+        cfg = from_dict(json.loads(row["config"]))
+        assert cfg.run_id == row["run_id"], f"{row['name']}: its config no longer hashes to its run id"
+        again_cfg = gc.experiments.finetune_config("cpu", row["base"], int(row["seed"]), **json.loads(row["overrides"]))
+        assert again_cfg.run_id == row["run_id"], f"{row['name']}: the cpu preset no longer finetunes this run"
+        curves = pd.read_csv(SEARCH.parent / "search_finetune" / f"{row['name']}.csv")
+        again = summarize_finetune(curves, row["base"], bridge_metric(cfg.model.arch))
+        for key in ("final_new_atomic", "final_new_old_exact_match", "final_old_new_exact_match"):
+            assert again[key] == pytest.approx(row[key]), (row["name"], key)

@@ -6,9 +6,11 @@ the base. Everything here works with whatever rows it holds; the criteria themse
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
-from .findings import BRIDGE, OOD_HALF, curve
+from .findings import BRIDGE, COMPOSES, OOD_HALF, curve
 
 
 MILESTONES = ("T_fit", "T_bridge", "T_ood")
@@ -336,3 +338,79 @@ def train_minutes_text(summary: pd.DataFrame) -> str:
             parts.append(f"{name} {minutes.median():.0f} min [{minutes.min():.0f}–{minutes.max():.0f}] "
                          f"over {len(minutes)} run{'s' * (len(minutes) != 1)}")
     return "; ".join(parts)
+
+
+FINETUNE_SEARCH_COLUMNS = {"final_new_atomic": "new facts", "final_new_old_exact_match": "new+old exact match",
+                           "final_new_old_bridge_found": "new+old bridge found",
+                           "final_old_new_exact_match": "old+new exact match", "final_id_atomic": "old ID facts"}
+
+
+def finetune_search_table(search: pd.DataFrame) -> pd.DataFrame:
+    """The finetuning variants of `scripts/search_finetune.py`: what each changes and its final rates."""
+    if search.empty:
+        return pd.DataFrame(columns=["variant", "base", "change", *FINETUNE_SEARCH_COLUMNS.values()])
+    table = search[["name", "base", "why", *FINETUNE_SEARCH_COLUMNS]].rename(
+        columns={"name": "variant", "why": "change", **FINETUNE_SEARCH_COLUMNS})
+    table["minutes"] = (search["train_seconds"] / 60).round(1)
+    return table.round(2).set_index("variant")
+
+
+def _changes_base(overrides: str) -> bool:
+    """Whether a finetuning variant's overrides (JSON) change its base run, not only the finetuning."""
+    return any(not key.startswith("finetune.") for key in json.loads(overrides))
+
+
+def finetune_search_text(search: pd.DataFrame, threshold: float = COMPOSES) -> str:
+    """Finetuning variants of the preset's natural base (the best new+old composition against the criterion,
+    and the worst forgetting), then the variants whose base is another run or regime."""
+    if search.empty:
+        return "no finetuning variants are committed"
+    other = search.overrides.map(_changes_base) | (search.base != "natural")
+    own = search[~other]
+    best = own.loc[own.final_new_old_exact_match.idxmax()]
+    worst = own.loc[own.final_id_atomic.idxmin()]
+    text = (f"from the preset's natural base every variant learns the new facts (at least "
+            f"{own.final_new_atomic.min():.2f}), the best new+old exact match is "
+            f"{best.final_new_old_exact_match:.2f} ({best['name']}) against the criterion's {threshold}, and the "
+            f"retained old ID facts fall as low as {worst.final_id_atomic:.2f} ({worst['name']})")
+    if other.any():
+        text += "; from other bases, " + ", ".join(
+            f"{r.name} new+old {r.final_new_old_exact_match:.2f} and old+new {r.final_old_new_exact_match:.2f}"
+            for r in search[other].itertuples())
+    return text
+
+
+def patch_follow_text(search: pd.DataFrame, regime: str) -> str:
+    """The OOD patch-follow rates of the search candidates of one regime: "0.74 (name), 0.73 (name)"."""
+    rows = search[search.regime == regime].dropna(subset=["ood_patch_followed"]) if len(search) else search
+    if not len(rows):
+        return "not measured"
+    return ", ".join(f"{r.ood_patch_followed:.2f} ({r.name})" for r in rows.itertuples())
+
+
+RECURRENCE = {"two": ("e60-looped2x2-grokfast-60k",),  # natural runs with the filter, by passes through the blocks
+              "three": ("e60-looped2x3-grokfast-60k", "e60-looped2x3-grokfast-60k-s1", "e60-looped2x3-grokfast-60k-s2")}
+
+
+def _milestone(value: float) -> str:
+    return "never" if pd.isna(value) else f"{int(value):,}"
+
+
+def _verb(value) -> str:
+    return "holds" if _true(value) else "fails"
+
+
+def recurrence_text(search: pd.DataFrame, names: dict[str, tuple[str, ...]] = RECURRENCE) -> str:
+    """The natural runs with two and with three passes through the blocks, from the search table."""
+    by = search.set_index("name") if len(search) else pd.DataFrame()
+    parts = []
+    for passes, runs in names.items():
+        rows = [(n, by.loc[n]) for n in runs if n in by.index]
+        if rows:
+            parts.append(f"with {passes} passes, " + "; ".join(
+                f"{n} reached a best OOD exact match of {r.max_ood_exact_match:.2f} (final "
+                f"{r.final_ood_exact_match:.2f}; T_fit {_milestone(r.T_fit)}, T_bridge {_milestone(r.T_bridge)}, "
+                f"T_ood {_milestone(r.T_ood)}; OOD patch-follow {r.ood_patch_followed:.2f}; the order criterion "
+                f"{_verb(r.holds_grokking_order)}, the delay criterion {_verb(r.holds_grokking_delay)})"
+                for n, r in rows))
+    return "; ".join(parts) or "the search table lacks the natural runs that compare the number of passes"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 FIT, BRIDGE, OOD_HALF = 0.99, 0.9, 0.5
+COMPOSES = 0.9  # new+old exact match a circuit base must reach after finetuning
 CIRCUIT_BASES = ("natural", "both_hop_full", "first_hop_full")
 
 
@@ -99,7 +100,7 @@ def summarize_finetune(metrics: pd.DataFrame, base: str, bridge: str = "bridge_f
         row[f"final_{cat}_bridge_found"] = final(metrics, cat, bridge)
     row["holds_new_facts_learned"] = row["final_new_atomic"] >= 0.99
     if base in CIRCUIT_BASES:
-        row["holds_new_old_composes"] = row["final_new_old_exact_match"] >= 0.9
+        row["holds_new_old_composes"] = row["final_new_old_exact_match"] >= COMPOSES
         row["holds_old_new_fails_with_bridge"] = (row["final_old_new_exact_match"] <= 0.1
                                                   and row["final_old_new_bridge_found"] >= BRIDGE)
     if base == "second_hop_full":
