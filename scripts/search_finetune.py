@@ -1,5 +1,6 @@
 """Finding 3's levers at the CPU scale: finetune `cpu`-scale bases with other finetuning settings, or other bases
-with the preset's settings, and write what each variant reached to `results/cpu/search_finetune.csv` (curves in `results/cpu/search_finetune/`).
+with the preset's settings, and write what each variant reached to `results/cpu/search_finetune.csv` (curves in
+`results/cpu/search_finetune/`).
 
     python scripts/search_finetune.py [--only NAME ...] [--record-only]
 
