@@ -85,6 +85,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                 "Finding 1's no-wait regime with three passes"),
     "e60-looped2x3-second-full": ("second_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
                                   "Finding 2's fake-grokking regime with three passes"),
+    "e60-looped2x3-first-full": ("first_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
+                                 "the first-hop-full regime (one version of the paper's Figure 2C) with three passes"),
     "e60-looped1x4-grokfast": ("natural", {**SMALL, **GROKFAST, "model.n_blocks": "1", "model.loops": "4"},
                                "one block applied 4 times with the filter: every lookup uses the same weights"),
     "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "5.0",
