@@ -80,7 +80,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                       "the three-pass natural run with another seed (data and model)"),
     "e60-looped2x3-grokfast-60k-s2": ("natural", {**SMALL, **GROKFAST, "model.loops": "3", "train.steps": "60000",
                                                   "data.seed": "2", "train.seed": "2"},
-                                      "the three-pass natural run with a third seed"),
+                                      "the three-pass natural run with a third seed (its training time includes about 8 "
+                                      "minutes during which the process was paused)"),
     "e60-looped2x3-both-full": ("both_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
                                 "Finding 1's no-wait regime with three passes"),
     "e60-looped2x3-second-full": ("second_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
