@@ -33,6 +33,7 @@ PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.gro
 E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
 GROKFAST = {"train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"}
 SMALL = {"data.entities": "60", "train.batch_size": "128", "train.steps": "20000", **PLAIN}
+THREE_PASSES = {**SMALL, **GROKFAST, "model.loops": "3"}  # the filtered model with a third pass through its blocks
 
 CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "looped2x2-wd1": ("natural", {**E100, "train.steps": "16000", "train.weight_decay": "1.0"},
@@ -63,30 +64,28 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                           "the natural run continued to 80k steps: at 40k its OOD bridge and patching rates still rose"),
     "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
                              "twice the learning rate: twice the per-step decay lr*wd after the fit"),
-    "e60-looped2x2-grokfast": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0",
-                                           "train.grokfast_from": "6000"},
+    "e60-looped2x2-grokfast": ("natural", {**SMALL, **GROKFAST},
                                "Grokfast-EMA gradient filter (alpha 0.98, lambda 2) switched on near the fit"),
-    "e60-looped2x2-grokfast-60k": ("natural", {**SMALL, "train.steps": "60000", "train.grokfast_alpha": "0.98",
-                                               "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"},
+    "e60-looped2x2-grokfast-60k": ("natural", {**SMALL, **GROKFAST, "train.steps": "60000"},
                                    "the Grokfast run continued to 60k steps: at 20k its OOD exact match still rose"),
-    "e60-looped2x3-grokfast": ("natural", {**SMALL, **GROKFAST, "model.loops": "3"},
+    "e60-looped2x3-grokfast": ("natural", THREE_PASSES,
                                "three passes through the two blocks: the OOD plateau near 0.5 is hop-2 lookups of "
                                "atomic-only facts failing, and more recurrence gives hop 2 its own pass"),
-    "e60-looped2x3-grokfast-60k": (
-        "natural", {**SMALL, **GROKFAST, "model.loops": "3", "train.steps": "60000"},
-        "the three-pass run continued to 60k steps, as long as the cpu preset's natural run"),
-    "e60-looped2x3-grokfast-60k-s1": ("natural", {**SMALL, **GROKFAST, "model.loops": "3", "train.steps": "60000",
+    "e60-looped2x3-grokfast-60k": ("natural", {**THREE_PASSES, "train.steps": "60000"},
+                                   "the three-pass run continued to 60k steps, as long as the cpu preset's "
+                                   "natural run"),
+    "e60-looped2x3-grokfast-60k-s1": ("natural", {**THREE_PASSES, "train.steps": "60000",
                                                   "data.seed": "1", "train.seed": "1"},
                                       "the three-pass natural run with another seed (data and model)"),
-    "e60-looped2x3-grokfast-60k-s2": ("natural", {**SMALL, **GROKFAST, "model.loops": "3", "train.steps": "60000",
+    "e60-looped2x3-grokfast-60k-s2": ("natural", {**THREE_PASSES, "train.steps": "60000",
                                                   "data.seed": "2", "train.seed": "2"},
-                                      "the three-pass natural run with a third seed (its training time includes about 8 "
-                                      "minutes during which the process was paused)"),
-    "e60-looped2x3-both-full": ("both_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
+                                      "the three-pass natural run with a third seed (its training time includes "
+                                      "about 8 minutes during which the process was paused)"),
+    "e60-looped2x3-both-full": ("both_hop_full", THREE_PASSES,
                                 "Finding 1's no-wait regime with three passes"),
-    "e60-looped2x3-second-full": ("second_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
+    "e60-looped2x3-second-full": ("second_hop_full", THREE_PASSES,
                                   "Finding 2's fake-grokking regime with three passes"),
-    "e60-looped2x3-first-full": ("first_hop_full", {**SMALL, **GROKFAST, "model.loops": "3"},
+    "e60-looped2x3-first-full": ("first_hop_full", THREE_PASSES,
                                  "the first-hop-full regime (one version of the paper's Figure 2C) with three passes"),
     "e60-looped1x4-grokfast": ("natural", {**SMALL, **GROKFAST, "model.n_blocks": "1", "model.loops": "4"},
                                "one block applied 4 times with the filter: every lookup uses the same weights"),
