@@ -34,6 +34,8 @@ E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
 GROKFAST = {"train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"}
 SMALL = {"data.entities": "60", "train.batch_size": "128", "train.steps": "20000", **PLAIN}
 THREE_PASSES = {**SMALL, **GROKFAST, "model.loops": "3"}  # the filtered model with a third pass through its blocks
+TRM = {**SMALL, **GROKFAST, "model.arch": "trm", "model.h_cycles": "2", "model.l_cycles": "2", "model.prefix_len": "0",
+       "model.q_halt_weight": "0", "model.mlp_multiple": "16"}  # the paper's architecture, at the filtered scale
 
 CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "looped2x2-wd1": ("natural", {**E100, "train.steps": "16000", "train.weight_decay": "1.0"},
@@ -87,6 +89,17 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                   "Finding 2's fake-grokking regime with three passes"),
     "e60-looped2x3-first-full": ("first_hop_full", THREE_PASSES,
                                  "the first-hop-full regime (one version of the paper's Figure 2C) with three passes"),
+    "e60-trm2x2-second-full": ("second_hop_full", TRM,
+                               "the paper's TRM (MLP token mixing, H2 x L2, no prefix) in the fake-grokking regime: "
+                               "its first hop is not a plain atomic recall, as it is in a causal decoder"),
+    "e60-trm2x2-both-full": ("both_hop_full", TRM, "the TRM in the no-wait regime: does it find the bridge at all?"),
+    "e60-trm2x2-second-full-60k": ("second_hop_full", {**TRM, "train.steps": "60000"},
+                                   "the TRM's second-hop-full run continued to 60k steps: the paper's reaches OOD "
+                                   "0.5 only after about 3 times its fit"),
+    "e60-trm2x2-both-full-60k": ("both_hop_full", {**TRM, "train.steps": "60000"},
+                                 "the TRM's both-hop-full run continued to 60k steps: the paper's bridge appears "
+                                 "long after its OOD answers"),
+    "e60-trm2x2-60k": ("natural", {**TRM, "train.steps": "60000"}, "the TRM in the natural regime, 60k steps"),
     "e60-looped1x4-grokfast": ("natural", {**SMALL, **GROKFAST, "model.n_blocks": "1", "model.loops": "4"},
                                "one block applied 4 times with the filter: every lookup uses the same weights"),
     "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "5.0",

@@ -20,11 +20,15 @@ def pytest_addoption(parser):
 
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
-    """Tiny models run faster on one thread, and far faster when another process shares the cores."""
-    n = torch.get_num_threads()
+    """Tiny models run faster on one thread, and far faster when another process shares the cores. Subprocesses
+    (notebook kernels, nbval, the CLI) inherit the setting through OMP_NUM_THREADS unless it is set already."""
+    n, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     yield
     torch.set_num_threads(n)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS")
 
 
 def isin(a: np.ndarray, b: np.ndarray) -> np.ndarray:
