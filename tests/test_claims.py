@@ -1,6 +1,8 @@
 """Claim checks over a committed summary (`grokcircuit.claims`): seeds, spreads, readings, claim tables."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -239,3 +241,25 @@ def test_recurrence_text_lists_the_runs_by_passes():
     assert "T_ood 58,000; OOD patch-follow 0.70; the order criterion holds, the delay criterion fails" in text
     assert "with three passes, e60-looped2x3-grokfast-60k" in text and "T_ood never" in text
     assert "lacks" in claims.recurrence_text(search.iloc[:0])
+
+
+def test_trm_table_keeps_trm_runs_and_their_largest_bridge_rates():
+    config = lambda arch: json.dumps({"model": {"arch": arch}})  # noqa: E731
+    search = pd.DataFrame({"name": ["t", "l"], "regime": ["second_hop_full", "natural"],
+                           "config": [config("trm"), config("looped")], "steps": [20000, 20000],
+                           "T_fit": [3500.0, 9500.0], "T_ood": [np.nan, 58000.0],
+                           "max_ood_exact_match": [0.08, 0.5], "final_ood_exact_match": [0.04, 0.5],
+                           "ood_patch_followed": [0.05, 0.7], "holds_fake_grokking": [False, np.nan]})
+    curves = pd.DataFrame({"name": ["t"] * 6 + ["l"], "step": [0, 3000, 3500] * 2 + [0],
+                           "split": ["test_inferred_ood"] * 3 + ["test_inferred_iid"] * 3 + ["test_inferred_ood"],
+                           "metric": ["bridge_found"] * 7, "value": [0.2, 0.3, 0.13, 0.05, 0.4, 0.11, 0.9]})
+    table = claims.trm_table(search, curves)
+    assert table.candidate.tolist() == ["t"]
+    row = table.iloc[0]
+    assert (row["OOD bridge found at step 0"], row["most OOD bridge found"], row["most ID bridge found"]) == \
+        (0.2, 0.13, 0.11)
+    assert row["regime"] == "second hop full" and row["holds_fake_grokking"] == False  # noqa: E712
+    text = claims.trm_text(table)
+    assert text.startswith("t (second hop full, 20,000 steps) fitted its training set at step 3,500")
+    assert "at most 0.13 of OOD and 0.11 of ID test queries (0.20 of OOD queries before training)" in text
+    assert claims.trm_text(claims.trm_table(search.iloc[:0], curves)) == "no TRM run is in the search table yet"

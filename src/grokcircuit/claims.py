@@ -414,3 +414,41 @@ def recurrence_text(search: pd.DataFrame, names: dict[str, tuple[str, ...]] = RE
                 f"{_verb(r.holds_grokking_order)}, the delay criterion {_verb(r.holds_grokking_delay)})"
                 for n, r in rows))
     return "; ".join(parts) or "the search table lacks the natural runs that compare the number of passes"
+
+
+TRM_COLUMNS = {"regime": "regime", "steps": "steps", "T_fit": "T_fit", "T_ood": "T_ood",
+               "max_ood_exact_match": "best OOD exact match", "final_ood_exact_match": "final OOD exact match",
+               "init_ood_bridge": "OOD bridge found at step 0", "max_ood_bridge": "most OOD bridge found",
+               "max_iid_bridge": "most ID bridge found", "ood_patch_followed": "OOD patch-follow",
+               "holds_fake_grokking": "holds_fake_grokking"}
+
+
+def trm_table(search: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The search candidates that train the paper's TRM, with the bridge-found rate (the paper's any-stage,
+    any-position rule) of the untrained model, and its largest value, OOD and ID, over the evaluations from the
+    fit on (from the first evaluation on where the run never fitted), read from their curves."""
+    if not len(search):
+        return pd.DataFrame(columns=["candidate", *TRM_COLUMNS.values()])
+    trm = search[[json.loads(c)["model"]["arch"] == "trm" for c in search.config]]
+    rows = []
+    for r in trm.itertuples():
+        mine = curves[curves.name == r.name]
+        ood, iid = (curve(mine, split, "bridge_found") for split in ("test_inferred_ood", "test_inferred_iid"))
+        start = r.T_fit if pd.notna(r.T_fit) else 1
+        row = {**r._asdict(), "regime": name_of(r.regime), "init_ood_bridge": ood.iloc[0],
+               "max_ood_bridge": ood[ood.index >= start].max(), "max_iid_bridge": iid[iid.index >= start].max()}
+        rows.append({"candidate": r.name, **{label: row.get(col) for col, label in TRM_COLUMNS.items()}})
+    return pd.DataFrame(rows, columns=["candidate", *TRM_COLUMNS.values()])
+
+
+def trm_text(table: pd.DataFrame) -> str:
+    """One clause per TRM candidate of `trm_table`: fit, OOD exact match and the largest bridge-found rates."""
+    if not len(table):
+        return "no TRM run is in the search table yet"
+    return "; ".join(
+        f"{r['candidate']} ({r['regime']}, {int(r['steps']):,} steps) fitted its training set at step "
+        f"{_milestone(r['T_fit'])} and reached a best OOD exact match of {r['best OOD exact match']:.2f} (final "
+        f"{r['final OOD exact match']:.2f}), while from the fit on the bridge was found in at most "
+        f"{r['most OOD bridge found']:.2f} of OOD and {r['most ID bridge found']:.2f} of ID test queries "
+        f"({r['OOD bridge found at step 0']:.2f} of OOD queries before training)"
+        for _, r in table.iterrows())
