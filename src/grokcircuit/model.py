@@ -11,7 +11,8 @@
   With `loops=1` it is the standard transformer. Stages: `embed`, `loop{i}_block{j}` (residual stream).
 
 `model(tokens, trace=True, patch={stage: fn})` returns an `Output`; `fn(z, stage) -> z` replaces a state at its
-stage boundary. `model.decode(z)` maps any stage to logits (the lens): the TRM applies its head directly (block
+stage boundary. The TRM re-injects the input embedding at every L update, which would wash out a patched state;
+the key `f"{stage}.input"` patches that re-injected embedding too, so a patch can persist through the recursion. `model.decode(z)` maps any stage to logits (the lens): the TRM applies its head directly (block
 outputs are already RMS-normalised), the looped model applies its final LayerNorm first.
 
 Deviations from the reference: the prefix embedding is trained by AdamW, not SignSGD; the attention mixer of
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from .config import ModelConfig
 
 Patch = dict[str, Callable[[torch.Tensor, str], torch.Tensor]]
+INPUT = ".input"  # TRM patch key suffix: `h0_l1.input` replaces the input embedding re-injected at that L update
 
 # TRM on a CPU: a batch chunk holds about this many token-mixer rows (sample, channel); at D=64 that is 16 samples
 # and a 1 MB gate or up product at the reference's inner width 256, the fastest measured on the 2-core machine.
@@ -233,11 +235,19 @@ class RecursiveTransformer(nn.Module):
                 states[stage] = z[:, self.prefix:]
             return z
 
+        def inject(stage: str) -> torch.Tensor:
+            """The input embedding re-injected by the L update that computes `stage`."""
+            key = f"{stage}{INPUT}"
+            if key not in patch:
+                return e
+            return torch.cat([e[:, :self.prefix], patch[key](e[:, self.prefix:], key)], dim=1)
+
         z_h = visit("init", z_h)
         for h in range(cfg.h_cycles):
             with torch.set_grad_enabled(torch.is_grad_enabled() and h == cfg.h_cycles - 1):
                 for l in range(cfg.l_cycles):
-                    z_l = visit(f"h{h}_l{l}", self.module(z_l, z_h + e))
+                    stage = f"h{h}_l{l}"
+                    z_l = visit(stage, self.module(z_l, z_h + inject(stage)))
                 z_h = visit(f"h{h}_commit", self.module(z_h, z_l))
         logits = self.decode(z_h[:, self.prefix:])
         q_halt = self.q_head(z_h[:, 0]).squeeze(-1) if self.q_head is not None else None
