@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,10 +21,10 @@ import grokcircuit as gc
 from grokcircuit.encode import layout_of
 from grokcircuit.experiments import backfill
 from grokcircuit.findings import bridge_metric, summarize_pretrain
+from grokcircuit.runs import results_dir, upsert_csv
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "results" / "cpu" / "search.csv"
-CURVES = REPO / "results" / "cpu" / "search"
+OUT = results_dir("cpu") / "search.csv"
+CURVES = results_dir("cpu") / "search"
 
 # name -> (regime, overrides of the cpu preset, why)
 # Overrides are explicit about scale, so a candidate keeps its meaning when the cpu preset moves.
@@ -163,11 +162,7 @@ def main() -> None:
     args = p.parse_args()
     for name in args.only or list(CANDIDATES):
         row = run_candidate(name, args.budget_min * 60, train=not args.record_only)
-        frame = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame()
-        frame = pd.concat([frame[frame.get("name", pd.Series(dtype=str)) != name] if len(frame) else frame,
-                           pd.DataFrame([row])], ignore_index=True)
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(OUT, index=False)
+        upsert_csv(OUT, pd.DataFrame([row]), ["name"])
         print(json.dumps(row), flush=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -21,10 +20,10 @@ import pandas as pd  # noqa: E402
 import grokcircuit as gc  # noqa: E402
 from grokcircuit.experiments import backfill, finetune_config  # noqa: E402
 from grokcircuit.findings import bridge_metric, final, summarize_finetune  # noqa: E402
+from grokcircuit.runs import results_dir, upsert_csv  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "results" / "cpu" / "search_finetune.csv"
-CURVES = REPO / "results" / "cpu" / "search_finetune"
+OUT = results_dir("cpu") / "search_finetune.csv"
+CURVES = results_dir("cpu") / "search_finetune"
 SEED = 0
 THREE_PASSES = {"model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k and its regimes
 
@@ -74,10 +73,7 @@ def main() -> None:
     p.add_argument("--record-only", action="store_true", help="do not train; rewrite the rows from the run store")
     args = p.parse_args()
     rows = [run_candidate(name, train=not args.record_only) for name in args.only or list(CANDIDATES)]
-    frame = pd.read_csv(OUT) if OUT.exists() else pd.DataFrame(columns=["name"])
-    frame = pd.concat([frame[~frame.name.isin([r["name"] for r in rows])], pd.DataFrame(rows)], ignore_index=True)
-    order = {name: i for i, name in enumerate(CANDIDATES)}
-    frame.sort_values("name", key=lambda s: s.map(order), ignore_index=True).to_csv(OUT, index=False)
+    frame = upsert_csv(OUT, pd.DataFrame(rows), ["name"])
     print(frame[["name", "final_new_atomic", "final_new_old_exact_match", "final_old_new_exact_match",
                  "final_id_atomic"]].to_string(index=False))
 

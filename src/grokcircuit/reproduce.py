@@ -20,16 +20,15 @@ import pandas as pd
 from .config import REGIMES, preset
 from .experiments import backfill, finetune_config
 from .findings import bridge_metric, summarize_finetune, summarize_pretrain
-from .runs import Run, get_or_train
+from .runs import Run, get_or_train, results_dir, upsert_csv
 
-RESULTS = Path(__file__).resolve().parents[2] / "results"
 FINDING_OF = {"natural": "1", "both_hop_full": "1", "second_hop_full": "2",
               "both_hop_half": "2", "first_hop_full": "2"}
 KEY = ["finding", "regime", "seed"]
 
 
 def summary_path(name: str) -> Path:
-    return RESULTS / name / "summary.csv"
+    return results_dir(name) / "summary.csv"
 
 
 def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tuple[str, ...] = REGIMES,
@@ -72,13 +71,7 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
                          **summarize_finetune(keep(run), regime, bridge_metric(run.cfg.model.arch))})
     frame = pd.DataFrame(rows)
     frame.attrs["seconds"] = time.perf_counter() - t0
-    merged = frame
-    if out.exists() and len(frame):
-        old = pd.read_csv(out, dtype={"finding": str})
-        stale = old.set_index(KEY).index.isin(frame.set_index(KEY).index)
-        merged = pd.concat([old[~stale], frame], ignore_index=True)
-    if len(merged):
-        merged.sort_values(KEY, ignore_index=True).to_csv(out, index=False)
+    upsert_csv(out, frame, KEY, sort=True)
     return frame
 
 
@@ -94,7 +87,7 @@ def load_metrics(name: str = "cpu", finding: str = "pretrain") -> pd.DataFrame:
     summary = load_summary(name)
     summary = summary[summary.finding == "3"] if finding == "finetune" else summary[summary.finding != "3"]
     column = "base" if finding == "finetune" else "regime"
-    frames = [pd.read_csv(RESULTS / name / "metrics" / f"{row.run_id}.csv")
+    frames = [pd.read_csv(results_dir(name) / "metrics" / f"{row.run_id}.csv")
               .assign(**{column: row.regime, "seed": int(row.seed), "run_id": row.run_id})
               for row in summary.itertuples()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -12,6 +12,9 @@ A new pretraining run whose config differs from a stored run only by a larger `t
 run's last checkpoint (`Run.prefix`): the LR is constant after warm-up and batches depend only on (seed, epoch),
 so the longer run is the shorter one continued, step for step.
 Checkpoints load with `weights_only=True`. A truncated or mismatched file raises `RunCorrupted`.
+
+Committed results (summaries, metric curves, search tables) live in `results/<preset>/` (`results_dir`), and
+every table there is merged through `upsert_csv`.
 """
 from __future__ import annotations
 
@@ -34,12 +37,21 @@ class RunCorrupted(RuntimeError):
     """A run folder whose files are unreadable or do not belong to its config."""
 
 
-def runs_root() -> Path:
-    env = os.environ.get("GROKCIRCUIT_RUNS")
-    if env:
-        return Path(env)
+def _home(folder: str, env: str) -> Path:
+    """`$env` when set, else `folder` at the repository root (or the working directory when installed elsewhere)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
     repo = Path(__file__).resolve().parents[2]
-    return repo / "runs" if (repo / "pyproject.toml").exists() else Path.cwd() / "runs"
+    return repo / folder if (repo / "pyproject.toml").exists() else Path.cwd() / folder
+
+
+def runs_root() -> Path:
+    return _home("runs", "GROKCIRCUIT_RUNS")
+
+
+def results_dir(preset: str) -> Path:
+    """The committed results of a preset: `results/<preset>` (the results root is `$GROKCIRCUIT_RESULTS` when set)."""
+    return _home("results", "GROKCIRCUIT_RESULTS") / preset
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -48,8 +60,25 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text))
+def upsert_csv(path: Path, rows: pd.DataFrame, key: list[str], sort: bool = False) -> pd.DataFrame:
+    """Merge `rows` into the CSV table at `path`, write it atomically and return it. A row whose key is already
+    in the table replaces that row where it stands; new keys are appended, or the table is sorted by key."""
+    if not path.exists():
+        table = rows
+    elif rows.empty:
+        return pd.read_csv(path)
+    else:
+        old = pd.read_csv(path, dtype={k: rows[k].dtype for k in key})
+        columns = list(dict.fromkeys([*old.columns, *rows.columns]))
+        old, new = old.set_index(key), rows.set_index(key)
+        order = old.index.append(new.index[~new.index.isin(old.index)])
+        table = pd.concat([old[~old.index.isin(new.index)], new]).reindex(order).reset_index()[columns]
+    if sort:
+        table = table.sort_values(key, ignore_index=True)
+    if len(table):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda p: table.to_csv(p, index=False))
+    return table
 
 
 class Run:
