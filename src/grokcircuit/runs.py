@@ -81,6 +81,10 @@ def upsert_csv(path: Path, rows: pd.DataFrame, key: list[str], sort: bool = Fals
     return table
 
 
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
 class Run:
     """One run folder."""
 
