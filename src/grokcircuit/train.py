@@ -177,6 +177,12 @@ class GradFilter:
         self.slow = slow
 
 
+def make_optimizer(model: torch.nn.Module, cfg: RunConfig, lr: float) -> torch.optim.AdamW:
+    """AdamW with the reference's betas (0.9, 0.95); `train_step` sets each step's LR."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), eps=1e-8,
+                             weight_decay=cfg.train.weight_decay)
+
+
 def train_step(model: torch.nn.Module, fwd: torch.nn.Module, opt: torch.optim.Optimizer, ema: EMA,
                tokens: torch.Tensor, labels: torch.Tensor, cfg: RunConfig, lr: float, autocast,
                grad_filter: GradFilter | None = None) -> torch.Tensor:
@@ -221,8 +227,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     if state is None and cfg.finetune is not None and not cfg.finetune.from_scratch:
         model.load_state_dict(get_or_train(cfg.base, progress=progress, root=run.dir.parent).ema_state())
     ema = EMA(model, cfg.train.ema_decay)
-    opt = torch.optim.AdamW(model.parameters(), lr=sched.lr, betas=(0.9, 0.95), eps=1e-8,
-                            weight_decay=cfg.train.weight_decay)
+    opt = make_optimizer(model, cfg, sched.lr)
     grad_filter = (GradFilter(model, cfg.train.grokfast_alpha, cfg.train.grokfast_lamb)
                    if cfg.train.grokfast_alpha > 0 and cfg.finetune is None else None)
     step, rows, seconds = 0, [], 0.0
