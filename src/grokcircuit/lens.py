@@ -7,6 +7,12 @@ queries per batched pass, and keeps the top-1 token and the ranks of the bridge 
 stage shows the same token at every position, it is also reported with Init excluded, and with both Init and the
 last stage excluded ("intermediate"). In a causal model the last stage at the r1 slot is the atomic fact's own
 answer, i.e. the bridge, so there only the intermediate rate says something about composition.
+
+The any-cell rule has a high chance level (0.20 for an untrained TRM with 60 entities: 75 cells each get a
+1-in-60 draw). The entity-restricted lens ranks the bridge among entity tokens only, per (stage, position) cell,
+and `bridge_entity_lens` reports the best *composition cell* (`composition_cells`): every cell of the TRM, and in
+the causal model the answer slot before the last stage, where the bridge is not the atomic query's own answer.
+Its chance level is the same number on the untrained model (a run's step-0 evaluation).
 """
 from __future__ import annotations
 
@@ -31,13 +37,14 @@ class Queries:
     labels: torch.Tensor  # (N, T)
     bridge: torch.Tensor  # (N,) PAD for atomic queries
     target: torch.Tensor  # (N,)
+    entities: int  # entity tokens are 1..entities
 
     @staticmethod
     def build(items: Items, layout: str, entities: int, relations: int, device: str = "cpu") -> "Queries":
         tokens, labels = encode(items, layout, entities, relations)
         as_t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
         return Queries(items, as_t(tokens), as_t(labels), as_t(bridge_token(items, entities)),
-                       as_t(entity_token(items.t)))
+                       as_t(entity_token(items.t)), entities)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -49,9 +56,15 @@ class LensResult:
     top1: np.ndarray  # (S, N, T) top-1 token per stage and position
     bridge_rank: np.ndarray  # (S, N, T) 0 = the bridge is top-1
     target_rank: np.ndarray  # (S, N, T)
+    bridge_entity_rank: np.ndarray | None = None  # (S, N, T) the bridge's rank among entity tokens only
 
     def bridge_hits(self) -> np.ndarray:
         return self.bridge_rank == 0
+
+    def bridge_entity_hits(self) -> np.ndarray:
+        if self.bridge_entity_rank is None:
+            raise ValueError("this lens result has no entity-restricted ranks")
+        return self.bridge_entity_rank == 0
 
     def target_hits(self) -> np.ndarray:
         return self.target_rank == 0
@@ -80,7 +93,8 @@ def _rank(logits: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
 def run_lens(model: torch.nn.Module, q: Queries) -> LensResult:
     """Top-1 and bridge/target ranks at every stage and position, batched."""
     model.eval()
-    top1, b_rank, t_rank, stages = [], [], [], None
+    top1, b_rank, t_rank, e_rank, stages = [], [], [], [], None
+    entities = slice(1, 1 + q.entities)
     for i in range(0, len(q), EVAL_BATCH):
         sl = slice(i, i + EVAL_BATCH)
         with autocast_for(q.tokens.device):
@@ -94,8 +108,29 @@ def run_lens(model: torch.nn.Module, q: Queries) -> LensResult:
         top1.append(logits.argmax(-1).cpu())
         b_rank.append(_rank(flat, q.bridge[sl].repeat(S)).view(S, B, T).cpu())
         t_rank.append(_rank(flat, q.target[sl].repeat(S)).view(S, B, T).cpu())
+        bridge_entity = (q.bridge[sl] - 1).clamp(min=0).repeat(S)  # entity index; atomic queries rank entity 0
+        e_rank.append(_rank(flat[..., entities], bridge_entity).view(S, B, T).cpu())
     cat = lambda xs: torch.cat(xs, dim=1).numpy()  # noqa: E731
-    return LensResult(stages or [], cat(top1), cat(b_rank), cat(t_rank))
+    return LensResult(stages or [], cat(top1), cat(b_rank), cat(t_rank), cat(e_rank))
+
+
+def composition_cells(stages: list[str], width: int) -> np.ndarray:
+    """(S, T) booleans: the cells where a decoded bridge can only come from composing the two hops.
+
+    TRM (5 slots): every cell. Causal (3 slots): the answer slot (the last) at every stage but the last; the r1
+    slot holds the atomic query (h, r1), whose own answer is the bridge, and the last stage is the output."""
+    cells = np.ones((len(stages), width), dtype=bool)
+    if width == 3:
+        cells[:] = False
+        cells[:-1, -1] = True
+    return cells
+
+
+def bridge_entity_lens(res: LensResult) -> float:
+    """The best composition cell's rate of queries whose bridge is the top-1 entity there."""
+    rate = res.bridge_entity_hits().mean(axis=1)  # (S, T)
+    cells = composition_cells(res.stages, rate.shape[1])
+    return float(rate[cells].max()) if rate.size else float("nan")
 
 
 def bridge_found(res: LensResult, exclude_init: bool = False, exclude_final: bool = False) -> np.ndarray:
@@ -118,6 +153,7 @@ def lens_metrics(res: LensResult) -> dict[str, float]:
         "bridge_found_post_init": float(bridge_found(res, exclude_init=True).mean()),
         "bridge_found_intermediate": float(bridge_found(res, exclude_init=True, exclude_final=True).mean()),
         "target_found": float(target_found(res).mean()),
+        "bridge_entity_lens": bridge_entity_lens(res),
     }
     per_stage = res.bridge_hits().any(axis=2).mean(axis=1)
     out.update({f"bridge@{s}": float(v) for s, v in zip(res.stages, per_stage)})

@@ -8,10 +8,13 @@ measurable:
 - `patch_effect` / `patch_profile`: activation patching in the style of Wang et al. (2024, causal tracing).
   The state at one (stage, position) is replaced with that of a donor query with another bridge b'. If the
   prediction becomes t' = tail(b', r2), the model read the bridge from that state ("followed"); if it stays t
-  it did not ("kept").
+  it did not ("kept"). The TRM re-injects the input embedding at every L update, which would restore the clean
+  token at the patched position; there the patch also swaps in the donor's input embedding at that position for
+  every later L update (`model.INPUT`), so the donor's information persists through the recursion.
+  `bridge_used(...)` gives the per-query verdict at the stage where following is most common.
 
 Entry points: `path_map`, `first_stage`, `first_stage_counts`, `total_variation`, `agreement`, `patch_effect`,
-`patch_profile`.
+`patch_profile`, `bridge_used`, `bridge_rate_when_correct`.
 """
 from __future__ import annotations
 
@@ -20,11 +23,12 @@ import pandas as pd
 import torch
 
 from .encode import answer_position, entity_token
-from .lens import LensResult, Queries
-from .model import autocast_for
+from .lens import LensResult, Queries, bridge_found, composition_cells, exact_match, run_lens
+from .model import INPUT, autocast_for
 
 PATCH_BATCH = 512
 R1_SLOT = 1  # the r1 token's slot in both layouts: where the bridge is decoded
+FIRST_HOP = (0, 1)  # the slots of h and r1: a donor's there carry its bridge b' (alone, r1 would not)
 
 
 # ----------------------------------------------------------------------------- lens paths
@@ -148,13 +152,41 @@ def _layout(q: Queries) -> str:
     return "trm" if q.tokens.shape[1] == 5 else "causal"
 
 
+def _positions(position: int | tuple[int, ...], width: int) -> list[int]:
+    positions = [position] if isinstance(position, int) else list(position)
+    if not positions or any(not 0 <= p < width for p in positions):
+        raise ValueError(f"invalid position={position}: must be in [0, {width})")
+    return positions
+
+
+def _replace(at: list[int], value: torch.Tensor):
+    """A patch function that writes `value[:, at]` into a (B, T, D) state."""
+    def put(z: torch.Tensor, _: str) -> torch.Tensor:
+        z = z.clone()
+        z[:, at] = value[:, at].to(z.dtype)
+        return z
+    return put
+
+
+def _patch(model: torch.nn.Module, stages: list[str], stage: str, at: list[int], donor_trace: dict,
+           donor_input: torch.Tensor | None) -> dict:
+    """The patch dict for (stage, positions): the donor's state there, and for the TRM the donor's re-injected
+    input at those positions in every L update after `stage`."""
+    patch = {stage: _replace(at, donor_trace[stage])}
+    if donor_input is not None:
+        later = stages[stages.index(stage) + 1:]
+        patch.update({f"{s}{INPUT}": _replace(at, donor_input) for s in later if "_l" in s})
+    return patch
+
+
 @torch.no_grad()
-def _patch_rates(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stages: list[str], position: int,
-                 donor: np.ndarray | None, seed: int) -> pd.DataFrame:
-    """Shared core: donors drawn once, donor states traced once per chunk, then one patched run per stage."""
+def _patch_rates(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stages: list[str],
+                 position: int | tuple[int, ...], donor: np.ndarray | None, seed: int,
+                 per_query: bool = False) -> pd.DataFrame | np.ndarray:
+    """Shared core: donors drawn once, donor states traced once per chunk, then one patched run per stage.
+    With `per_query`, returns (S, N) booleans "followed" instead (False where a query has no valid donor)."""
     model.eval()
-    if not 0 <= position < q.tokens.shape[1]:
-        raise ValueError(f"invalid position={position}: must be in [0, {q.tokens.shape[1]})")
+    at = _positions(position, q.tokens.shape[1])
     donor = draw_donors(q, tail_of, seed) if donor is None else np.asarray(donor, dtype=np.int64)
     if donor.shape != (len(q),):
         raise ValueError(f"donor_perm must have shape ({len(q)},), got {donor.shape}")
@@ -163,30 +195,33 @@ def _patch_rates(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stages
     slot = answer_position(q.items, _layout(q))
     device = q.tokens.device
     counts = np.zeros((len(stages), 2), dtype=np.int64)  # (followed, kept) per stage
+    followed = np.zeros((len(stages), len(q)), dtype=bool)
     clean_hits = 0
     for lo in range(0, len(keep), PATCH_BATCH):
         idx = keep[lo:lo + PATCH_BATCH]
         rows = torch.as_tensor(idx, device=device)
-        at = (torch.arange(len(idx), device=device), torch.as_tensor(slot[idx], device=device))
+        answer = (torch.arange(len(idx), device=device), torch.as_tensor(slot[idx], device=device))
         t_old = q.target[rows]
         t_alt = torch.as_tensor(entity_token(t_new[idx]), device=device)
+        donor_tokens = q.tokens[torch.as_tensor(donor[idx], device=device)]
         with autocast_for(device):
-            donor_trace = model(q.tokens[torch.as_tensor(donor[idx], device=device)], trace=True).trace
-            clean = model(q.tokens[rows]).logits[at].argmax(-1)
+            donor_trace = model(donor_tokens, trace=True).trace
+            clean = model(q.tokens[rows]).logits[answer].argmax(-1)
+            donor_input = (model.input_embedding(donor_tokens)[:, model.prefix:]
+                           if hasattr(model, "input_embedding") else None)
         clean_hits += int((clean == t_old).sum())
+        order = list(donor_trace)
         for s, stage in enumerate(stages):
             if stage not in donor_trace:
-                raise ValueError(f"invalid stage={stage!r}: the model has {list(donor_trace)}")
-            state = donor_trace[stage][:, position]  # (B, D)
-
-            def put(z: torch.Tensor, _: str, state: torch.Tensor = state) -> torch.Tensor:
-                z = z.clone()
-                z[:, position] = state.to(z.dtype)
-                return z
-
+                raise ValueError(f"invalid stage={stage!r}: the model has {order}")
             with autocast_for(device):
-                pred = model(q.tokens[rows], patch={stage: put}).logits[at].argmax(-1)
-            counts[s] += [int((pred == t_alt).sum()), int((pred == t_old).sum())]
+                patch = _patch(model, order, stage, at, donor_trace, donor_input)
+                pred = model(q.tokens[rows], patch=patch).logits[answer].argmax(-1)
+            hit = (pred == t_alt).cpu().numpy()
+            followed[s, idx] = hit
+            counts[s] += [int(hit.sum()), int((pred == t_old).sum())]
+    if per_query:
+        return followed
     n = len(keep)
     frame = pd.DataFrame({"stage": stages, "followed": counts[:, 0] / max(n, 1), "kept": counts[:, 1] / max(n, 1),
                           "other": (n - counts.sum(axis=1)) / max(n, 1), "n": n, "clean": clean_hits / max(n, 1)})
@@ -222,18 +257,42 @@ def patch_profile(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, posit
     return _patch_rates(model, q, tail_of, stages, position, None, seed)
 
 
+def bridge_used(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stage: str | None = None,
+                seed: int = 0) -> np.ndarray:
+    """Per query: patching the first-hop slots (h, r1) with a donor's at `stage` makes the answer the donor's
+    t' = tail(b', r2), i.e. the answer is read from what those slots hold at that stage (False where the query has
+    no valid donor). Default stage: the end of the first pass (`loop0_block{last}`; the TRM's `h0_commit`)."""
+    stages = [stage or _middle_stage(model, q)]
+    return _patch_rates(model, q, tail_of, stages, FIRST_HOP, None, seed, per_query=True)[0]
+
+
+def _middle_stage(model: torch.nn.Module, q: Queries) -> str:
+    with torch.no_grad(), autocast_for(q.tokens.device):
+        stages = list(model(q.tokens[:1], trace=True).trace)
+    first_pass = [s for s in stages if s.startswith(("loop0_", "h0_"))]
+    return first_pass[-1]
+
+
 # ----------------------------------------------------------------------------- real vs fake grokking
 
-def bridge_rate_when_correct(model: torch.nn.Module, q: Queries) -> dict[str, float]:
+def bridge_rate_when_correct(model: torch.nn.Module, q: Queries, tail_of: np.ndarray | None = None
+                             ) -> dict[str, float]:
     """Does a correct answer come with a recovered bridge? (Finding 2, "fake grokking").
 
-    Returns n, correct (fraction answered exactly), and the bridge-found rate (the paper's any-stage,
-    any-position rule) among the correctly answered queries and among the others; NaN for an empty group.
+    Returns n, correct (fraction answered exactly), and among the correctly answered queries and among the
+    others: the paper's lens rule (`bridge_when_correct`), the entity-restricted lens at a composition cell
+    (`entity_lens_when_correct`) and, given `tail_of`, the share whose answer follows a patched bridge
+    (`used_when_correct`, `bridge_used`). NaN for an empty group.
     """
-    from .lens import bridge_found, exact_match, run_lens
-
     correct = exact_match(model, q)
-    found = bridge_found(run_lens(model, q))
-    rate = lambda sel: float(found[sel].mean()) if sel.any() else float("nan")  # noqa: E731
-    return {"n": len(correct), "correct": float(correct.mean()) if len(correct) else float("nan"),
-            "bridge_when_correct": rate(correct), "bridge_when_wrong": rate(~correct)}
+    res = run_lens(model, q)
+    cells = composition_cells(res.stages, res.top1.shape[2])
+    readouts = {"bridge": bridge_found(res),
+                "entity_lens": (res.bridge_entity_hits() & cells[:, None, :]).any(axis=(0, 2))}
+    if tail_of is not None:
+        readouts["used"] = bridge_used(model, q, tail_of)
+    rate = lambda x, sel: float(x[sel].mean()) if sel.any() else float("nan")  # noqa: E731
+    out = {"n": len(correct), "correct": float(correct.mean()) if len(correct) else float("nan")}
+    for name, hit in readouts.items():
+        out[f"{name}_when_correct"], out[f"{name}_when_wrong"] = rate(hit, correct), rate(hit, ~correct)
+    return out
