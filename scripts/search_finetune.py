@@ -21,33 +21,11 @@ import grokcircuit as gc  # noqa: E402
 from grokcircuit.experiments import backfill, finetune_config  # noqa: E402
 from grokcircuit.findings import bridge_metric, final, summarize_finetune  # noqa: E402
 from grokcircuit.runs import results_dir, upsert_csv  # noqa: E402
+from grokcircuit.search import FINETUNE_CANDIDATES as CANDIDATES  # noqa: E402
 
 OUT = results_dir("cpu") / "search_finetune.csv"
 CURVES = results_dir("cpu") / "search_finetune"
 SEED = 0
-THREE_PASSES = {"model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k and its regimes
-
-# name -> (base regime, overrides of the cpu preset's finetuning run, why)
-CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
-    "preset": ("natural", {}, "the cpu preset's finetuning: LR 5e-4 (half the pretraining LR), 3,000 steps"),
-    "lr1e-4": ("natural", {"finetune.lr": "1e-4"}, "a fifth of the LR: less disturbance of the pretrained circuit"),
-    "lr2e-3": ("natural", {"finetune.lr": "2e-3"}, "four times the LR: new facts pushed harder into every stage"),
-    "steps9k": ("natural", {"finetune.steps": "9000"},
-                "three times longer: the paper's new+old rate reaches 1 only after 6k steps"),
-    "keep-paper": ("natural", {"finetune.keep_policy": "paper"},
-                   "the paper's wording of the retained set: old atomic facts plus the compositions of kept facts"),
-    "keep-paper-9k": ("natural", {"finetune.keep_policy": "paper", "finetune.steps": "9000"},
-                      "the paper's retained set, three times longer: old facts are not forgotten, so time can help"),
-    "base-looped2x3": ("natural", THREE_PASSES,
-                       "the preset's finetuning of a three-pass base (search: e60-looped2x3-grokfast-60k), whose own "
-                       "OOD exact match is higher"),
-    "base-looped2x3-keep-paper": ("natural", {**THREE_PASSES, "finetune.keep_policy": "paper"},
-                                  "the three-pass base with the paper's retained set"),
-    "base-looped2x3-both-full": ("both_hop_full", THREE_PASSES, "the three-pass both-hop-full base"),
-    "base-looped2x3-second-full": ("second_hop_full", THREE_PASSES,
-                                   "the three-pass second-hop-full base (the paper's fake-grokked base)"),
-    "base-looped2x3-control": ("control", THREE_PASSES, "the from-scratch control with the three-pass model"),
-}
 
 
 def run_candidate(name: str, train: bool = True) -> dict:

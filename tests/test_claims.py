@@ -1,4 +1,5 @@
-"""Claim checks over a committed summary (`grokcircuit.claims`): seeds, spreads, readings, claim tables."""
+"""The criteria registry (`grokcircuit.findings`), claim checks over a committed summary (`grokcircuit.claims`) and
+the search's tables and sentences (`grokcircuit.search`)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grokcircuit import claims, paper
+from grokcircuit import claims, findings, paper, search
+from grokcircuit.reproduce import load_metrics, load_summary
 
 
 def summary() -> pd.DataFrame:
@@ -24,7 +26,7 @@ def summary() -> pd.DataFrame:
                                         "final_ood_exact_match", "final_ood_bridge_found", "holds_grokking_order",
                                         "holds_grokking_delay", "holds_fake_grokking", "holds_new_old_composes",
                                         "final_new_old_exact_match"])
-    return frame.assign(bridge_metric="bridge_found_intermediate")
+    return frame.assign(bridge_metric="bridge_found_intermediate", chance_ood_bridge_found=0.06)
 
 
 def test_spread_is_median_and_range_over_the_seeds_that_reach_it():
@@ -75,7 +77,8 @@ def test_claim_table_sets_the_papers_numbers_beside_ours():
     assert order.holds == "0 of 1 seed" and order.tests == "T_fit < T_bridge < T_ood"
     assert table.loc[("natural", "grokking_delay")].paper == f"{fig2.T_ood / fig2.T_fit:.2f}"
     fake = table.loc[("second hop full", "fake_grokking")]
-    assert fake.ours == "0.68 [0.64–0.71]; 0.95 [0.93–0.97]" and fake.holds == "0 of 2 seeds"
+    assert fake.ours == "0.68 [0.64–0.71]; 0.95 [0.93–0.97]; 0.06 [0.06–0.06]" and fake.holds == "0 of 2 seeds"
+    assert fake.paper.endswith("; not in the paper") and fake["holds with the lens rule"] == ""
 
 
 def test_claim_table_of_finetunes_and_of_nothing():
@@ -149,7 +152,7 @@ def test_wait_text_names_why_it_cannot_be_measured():
 
 
 def test_fake_grokking_table_checks_each_seed():
-    runs = pd.concat([curves([0.1, 0.85], [0.9, 0.3]).assign(regime="second_hop_full", seed=0),
+    runs = pd.concat([curves([0.1, 0.85], [0.0, 0.3]).assign(regime="second_hop_full", seed=0),
                       curves([0.1, 0.7], [0.9, 0.95]).assign(regime="second_hop_full", seed=1),
                       curves([0.0, 0.0], [0.0, 0.0]).assign(regime="natural", seed=0)])
     table = claims.fake_grokking_table(runs, "bf", ["second_hop_full", "both_hop_full"])
@@ -159,7 +162,7 @@ def test_fake_grokking_table_checks_each_seed():
 
 
 def test_sharing_table_pairs_each_regime_and_skips_missing_candidates():
-    search = pd.DataFrame([
+    found = pd.DataFrame([
         {"name": "e60-looped2x2", "steps": 20000, "T_fit": 8500.0, "final_train_accuracy": 1.0,
          "final_iid_exact_match": 1.0, "max_ood_exact_match": 0.04, "final_ood_bridge_found": 0.5,
          "ood_patch_followed": 0.18, "iid_patch_followed": 0.9},
@@ -167,30 +170,30 @@ def test_sharing_table_pairs_each_regime_and_skips_missing_candidates():
          "final_iid_exact_match": 0.2, "max_ood_exact_match": 0.01, "final_ood_bridge_found": 0.1,
          "ood_patch_followed": 0.02, "iid_patch_followed": 0.1},
     ])
-    table = claims.sharing_table(search)
+    table = search.sharing_table(found)
     assert list(table["parameter sharing"]) == ["shared (looped)", "none (standard)"]
     assert list(table.regime) == ["natural", "natural"]
     assert table["training accuracy"].tolist() == [1.0, 0.7]
-    assert claims.sharing_table(pd.DataFrame()).empty
-    text = claims.sharing_text(table)
+    assert search.sharing_table(pd.DataFrame()).empty
+    text = search.sharing_text(table)
     assert "natural: best OOD exact match 0.04 with sharing against 0.01 without" in text
     assert "ID exact match 1.00 against 0.20" in text
-    assert "only the shared model" in claims.sharing_text(table.iloc[:1])
-    assert "no run" in claims.sharing_text(table.iloc[:0])
+    assert "only the shared model" in search.sharing_text(table.iloc[:1])
+    assert "no run" in search.sharing_text(table.iloc[:0])
 
 
 def test_filter_text_compares_the_filtered_and_plain_natural_runs():
     row = lambda name, steps, best, t_ood=np.nan: {  # noqa: E731
         "name": name, "steps": steps, "max_ood_exact_match": best, "final_ood_exact_match": best - 0.01,
         "T_ood": t_ood, "final_train_accuracy": 0.9}
-    search = pd.DataFrame([row("e60-looped2x2", 20000, 0.04), row("e60-looped2x2-80k", 80000, 0.19),
-                           row("e60-looped2x2-grokfast", 20000, 0.2),
-                           row("e60-looped2x2-grokfast-60k", 60000, 0.52, 58000.0),
-                           row("e60-looped2x2-grokfast-l5", 20000, 0.08)])
-    text = claims.filter_text(search)
+    found = pd.DataFrame([row("e60-looped2x2", 20000, 0.04), row("e60-looped2x2-80k", 80000, 0.19),
+                          row("e60-looped2x2-grokfast", 20000, 0.2),
+                          row("e60-looped2x2-grokfast-60k", 60000, 0.52, 58000.0),
+                          row("e60-looped2x2-grokfast-l5", 20000, 0.08)])
+    text = search.filter_text(found)
     assert "0.04 after 20,000 steps and 0.19 after 80,000" in text
     assert "0.52 after 60,000 (first reaching 0.5 at step 58,000, final 0.51)" in text
-    assert "lacks" in claims.filter_text(search.iloc[:4])
+    assert "lacks" in search.filter_text(found.iloc[:4])
 
 
 def test_train_minutes_text_groups_the_runs():
@@ -203,30 +206,30 @@ def test_train_minutes_text_groups_the_runs():
 
 
 def test_finetune_search_names_the_best_composition_and_the_worst_forgetting():
-    search = pd.DataFrame({"name": ["preset", "lr2e-3", "keep-paper", "deeper"], "why": ["a", "b", "c", "d"],
-                           "base": ["natural"] * 4,
-                           "overrides": ["{}", '{"finetune.lr": "2e-3"}', '{"finetune.keep_policy": "paper"}',
-                                         '{"model.loops": "3"}'],
-                           "train_seconds": [96.0, 84.0, 90.0, 120.0], "final_new_atomic": [1.0, 0.99, 1.0, 1.0],
-                           "final_new_old_exact_match": [0.30, 0.15, 0.35, 0.8],
-                           "final_new_old_bridge_found": [0.6, 0.5, 0.6, 1.0],
-                           "final_old_new_exact_match": [0.24, 0.19, 0.39, 0.27],
-                           "final_id_atomic": [0.9, 0.62, 1.0, 0.97]})
-    text = claims.finetune_search_text(search)
+    found = pd.DataFrame({"name": ["preset", "lr2e-3", "keep-paper", "deeper"], "why": ["a", "b", "c", "d"],
+                          "base": ["natural"] * 4,
+                          "overrides": ["{}", '{"finetune.lr": "2e-3"}', '{"finetune.keep_policy": "paper"}',
+                                        '{"model.loops": "3"}'],
+                          "train_seconds": [96.0, 84.0, 90.0, 120.0], "final_new_atomic": [1.0, 0.99, 1.0, 1.0],
+                          "final_new_old_exact_match": [0.30, 0.15, 0.35, 0.8],
+                          "final_new_old_bridge_found": [0.6, 0.5, 0.6, 1.0],
+                          "final_old_new_exact_match": [0.24, 0.19, 0.39, 0.27],
+                          "final_id_atomic": [0.9, 0.62, 1.0, 0.97]})
+    text = search.finetune_search_text(found)
     assert "(at least 0.99)" in text and "0.35 (keep-paper) against the criterion's 0.9" in text
     assert "as low as 0.62 (lr2e-3); from other bases, deeper new+old 0.80 and old+new 0.27" in text
-    assert "from other bases" not in claims.finetune_search_text(search.iloc[:3])
-    table = claims.finetune_search_table(search)
+    assert "from other bases" not in search.finetune_search_text(found.iloc[:3])
+    table = search.finetune_search_table(found)
     assert list(table.index) == ["preset", "lr2e-3", "keep-paper", "deeper"] and table.loc["preset", "minutes"] == 1.6
-    assert claims.finetune_search_text(search.iloc[:0]) == "no finetuning variants are committed"
-    assert claims.finetune_search_table(search.iloc[:0]).empty
+    assert search.finetune_search_text(found.iloc[:0]) == "no finetuning variants are committed"
+    assert search.finetune_search_table(found.iloc[:0]).empty
 
 
 def test_patch_follow_text_lists_the_candidates_of_a_regime():
-    search = pd.DataFrame({"name": ["a", "b", "c"], "regime": ["second_hop_full", "natural", "second_hop_full"],
-                           "ood_patch_followed": [0.739, 0.5, np.nan]})
-    assert claims.patch_follow_text(search, "second_hop_full") == "0.74 (a)"
-    assert claims.patch_follow_text(search, "both_hop_full") == "not measured"
+    found = pd.DataFrame({"name": ["a", "b", "c"], "regime": ["second_hop_full", "natural", "second_hop_full"],
+                          "ood_patch_followed": [0.739, 0.5, np.nan]})
+    assert search.patch_follow_text(found, "second_hop_full") == "0.74 (a)"
+    assert search.patch_follow_text(found, "both_hop_full") == "not measured"
 
 
 def test_recurrence_text_lists_the_runs_by_passes():
@@ -234,32 +237,99 @@ def test_recurrence_text_lists_the_runs_by_passes():
         "name": name, "max_ood_exact_match": best, "final_ood_exact_match": best, "T_fit": 9500.0,
         "T_bridge": 12000.0, "T_ood": t_ood, "ood_patch_followed": 0.7, "holds_grokking_order": t_ood > 0,
         "holds_grokking_delay": False}
-    search = pd.DataFrame([row("e60-looped2x2-grokfast-60k", 0.52, 58000.0),
-                           row("e60-looped2x3-grokfast-60k", 0.76, np.nan)])
-    text = claims.recurrence_text(search)
+    found = pd.DataFrame([row("e60-looped2x2-grokfast-60k", 0.52, 58000.0),
+                          row("e60-looped2x3-grokfast-60k", 0.76, np.nan)])
+    text = search.recurrence_text(found)
     assert text.startswith("with two passes, e60-looped2x2-grokfast-60k reached a best OOD exact match of 0.52")
     assert "T_ood 58,000; OOD patch-follow 0.70; the order criterion holds, the delay criterion fails" in text
     assert "with three passes, e60-looped2x3-grokfast-60k" in text and "T_ood never" in text
-    assert "lacks" in claims.recurrence_text(search.iloc[:0])
+    assert "lacks" in search.recurrence_text(found.iloc[:0])
 
 
 def test_trm_table_keeps_trm_runs_and_their_largest_bridge_rates():
     config = lambda arch: json.dumps({"model": {"arch": arch}})  # noqa: E731
-    search = pd.DataFrame({"name": ["t", "l"], "regime": ["second_hop_full", "natural"],
-                           "config": [config("trm"), config("looped")], "steps": [20000, 20000],
-                           "T_fit": [3500.0, 9500.0], "T_ood": [np.nan, 58000.0],
-                           "max_ood_exact_match": [0.08, 0.5], "final_ood_exact_match": [0.04, 0.5],
-                           "ood_patch_followed": [0.05, 0.7], "holds_fake_grokking": [False, np.nan]})
+    found = pd.DataFrame({"name": ["t", "l"], "regime": ["second_hop_full", "natural"],
+                          "config": [config("trm"), config("looped")], "steps": [20000, 20000],
+                          "T_fit": [3500.0, 9500.0], "T_ood": [np.nan, 58000.0],
+                          "max_ood_exact_match": [0.08, 0.5], "final_ood_exact_match": [0.04, 0.5],
+                          "ood_patch_followed": [0.05, 0.7], "holds_fake_grokking": [False, np.nan]})
     curves = pd.DataFrame({"name": ["t"] * 6 + ["l"], "step": [0, 3000, 3500] * 2 + [0],
                            "split": ["test_inferred_ood"] * 3 + ["test_inferred_iid"] * 3 + ["test_inferred_ood"],
                            "metric": ["bridge_found"] * 7, "value": [0.2, 0.3, 0.13, 0.05, 0.4, 0.11, 0.9]})
-    table = claims.trm_table(search, curves)
+    table = search.trm_table(found, curves)
     assert table.candidate.tolist() == ["t"]
     row = table.iloc[0]
     assert (row["OOD bridge found at step 0"], row["most OOD bridge found"], row["most ID bridge found"]) == \
         (0.2, 0.13, 0.11)
     assert row["regime"] == "second hop full" and row["holds_fake_grokking"] == False  # noqa: E712
-    text = claims.trm_text(table)
+    text = search.trm_text(table)
     assert text.startswith("t (second hop full, 20,000 steps) fitted its training set at step 3,500")
     assert "at most 0.13 of OOD and 0.11 of ID test queries (0.20 of OOD queries before training)" in text
-    assert claims.trm_text(claims.trm_table(search.iloc[:0], curves)) == "no TRM run is in the search table yet"
+    assert search.trm_text(search.trm_table(found.iloc[:0], curves)) == "no TRM run is in the search table yet"
+
+
+def test_every_criterion_states_its_thresholds_and_names_its_columns():
+    for c in findings.CRITERIA.values():
+        assert all(getattr(findings, name) == value for name, value in c.thresholds.items()), c.name
+        assert "{" not in c.text and c.regimes and c.finding in {"1", "2", "3"}
+        paper_table = paper.FIGURE4 if c.finetune else paper.FIGURE2
+        assert all(col is None or col in paper_table or col in {"ood_over_fit", "circuit_new_old_em"}
+                   for _, _, col in c.quantities), c.name
+    assert findings.FINDING_OF == {"natural": "1", "both_hop_full": "1", "second_hop_full": "2",
+                                   "both_hop_half": "2", "first_hop_full": "2"}
+    assert list(findings.criteria_table().criterion) == [f"holds_{n}" for n in findings.CRITERIA]
+
+
+def test_the_readout_is_one_constant(monkeypatch):
+    assert findings.bridge_metric("looped") == "bridge_found_intermediate"
+    assert findings.bridge_metric("trm") == findings.LENS
+    monkeypatch.setattr(findings, "READOUT", "bridge_probe")
+    assert findings.bridge_metric("looped") == findings.bridge_metric("trm") == "bridge_probe"
+
+
+def test_summaries_decide_each_bridge_criterion_with_the_readout_and_the_lens_rule():
+    ood = [0.0, 0.3, 0.85, 0.9]
+    lens = curves(ood, [0.1, 0.2, 0.95, 1.0]).query("metric == 'bf'").assign(metric=findings.LENS)
+    runs = pd.concat([curves(ood, [0.05, 0.1, 0.3, 0.6]), lens])
+    row = findings.summarize_pretrain(runs, "second_hop_full", "bf")
+    assert (row["fake_evaluations"], row["chance_ood_bridge_found"]) == (1, 0.05)
+    assert row["holds_fake_grokking"] is True and row["lens_fake_grokking"] is False
+    blind = findings.summarize_pretrain(curves(ood, [0.3, 0.3, 0.35, 0.3]), "second_hop_full", "bf")
+    assert blind["holds_fake_grokking"] is False  # never clearly above what the untrained model reads
+
+
+def finetuned(seed: int, new_old: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame({"finding": "3", "regime": list(new_old), "seed": seed,
+                         "final_new_old_exact_match": list(new_old.values())})
+
+
+def test_fake_base_fails_compares_the_bases_of_the_same_seed():
+    circuit = {"natural": 1.0, "both_hop_full": 0.95, "first_hop_full": 0.9}
+    summary = pd.concat([finetuned(0, {**circuit, "second_hop_full": 0.4}),
+                         finetuned(1, {**circuit, "second_hop_full": 0.8}),
+                         finetuned(2, {"natural": 0.3, "second_hop_full": 0.1})], ignore_index=True)
+    judged = findings.judge_seeds(summary).set_index(["regime", "seed"])
+    assert judged.loc[("second_hop_full", 0), "circuit_new_old_exact_match"] == 0.9
+    assert judged.holds_fake_base_fails.dropna().to_dict() == {("second_hop_full", 0): True,
+                                                               ("second_hop_full", 1): False}
+    live = findings.judge_seeds(summary.drop(columns="finding").rename(columns={"regime": "base"}))
+    assert live.holds_fake_base_fails.tolist() == judged.holds_fake_base_fails.tolist()
+
+
+def test_the_committed_summary_decides_the_criteria_across_bases_as_the_registry_does():
+    summary = load_summary("cpu")
+    if summary.empty:
+        pytest.skip("no committed cpu summary")
+    again = findings.judge_seeds(summary.drop(columns=["holds_fake_base_fails", "circuit_new_old_exact_match"]))
+    assert again.holds_fake_base_fails.astype(str).tolist() == summary.holds_fake_base_fails.astype(str).tolist()
+    pre = load_metrics("cpu")
+    lens = [findings.summarize_pretrain(pre[pre.run_id == r.run_id], r.regime, r.bridge_metric).get(
+        "lens_grokking_order") for r in summary[summary.regime == "natural"].query("finding == '1'").itertuples()]
+    assert str(lens) == str(summary.query("finding == '1' and regime == 'natural'").lens_grokking_order.tolist())
+
+
+def test_the_search_names_only_candidates_it_defines():
+    named = [*sum(search.SHARING.values(), ()), *search.FILTER["plain"], *search.FILTER["filtered"],
+             search.FILTER["strong"], *sum(search.RECURRENCE.values(), ())]
+    assert set(named) <= set(search.CANDIDATES)
+    assert all(base in (*findings.REGIMES, "control") for base, _, _ in search.FINETUNE_CANDIDATES.values())

@@ -1,7 +1,7 @@
 """grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026) for a laptop CPU.
 
 Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, finetune,
-encode, model, flops, lens, runs, train, findings, claims, experiments, reproduce, paths, plots, paper,
+encode, model, flops, lens, runs, train, paper, findings, claims, search, experiments, reproduce, paths, plots,
 cli.
 """
 from .augment import REGIME_SPECS, regime_params
@@ -15,9 +15,11 @@ from .model import build_model, stage_label, stage_names
 from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_root
 from .train import build_task, train
 from .experiments import as_list, finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
-from .findings import milestones, summarize_finetune, summarize_pretrain
+from .findings import (CRITERIA, Criterion, criteria_table, judge_seeds, milestones, summarize_finetune,
+                       summarize_pretrain)
 from . import claims
 from . import paper
+from . import search
 from .flops import forward_flops_per_sample, train_flops_per_step
 from .paths import (agreement, first_stage, first_stage_counts, patch_effect, patch_profile, path_map,
                     total_variation)

@@ -6,38 +6,12 @@ the base. Everything here works with whatever rows it holds; the criteria themse
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from .findings import BRIDGE, COMPOSES, OOD_HALF, curve
-
+from .findings import BRIDGE, CIRCUIT_BASES, CRITERIA, FAKE_BRIDGE, FAKE_OOD, OOD_HALF, fake_evaluations
+from .paper import FIGURE2, FIGURE4
 
 MILESTONES = ("T_fit", "T_bridge", "T_ood")
-CRITERIA = {  # what each holds_<criterion> of `summarize_pretrain` / `summarize_finetune` tests
-    "grokking_order": "T_fit < T_bridge < T_ood",
-    "grokking_delay": "T_ood ≥ 3 T_fit",
-    "no_wait": "OOD exact match ≥ 0.9 by step 1.5 T_fit",
-    "bridge_at_end": f"final OOD bridge found ≥ {BRIDGE}",
-    "fake_grokking": "an evaluation with OOD exact match ≥ 0.8 and OOD bridge found ≤ 0.5",
-    "new_facts_learned": "final new-fact accuracy ≥ 0.99",
-    "new_old_composes": "final new+old exact match ≥ 0.9",
-    "old_new_fails_with_bridge": f"final old+new exact match ≤ 0.1 and its bridge found ≥ {BRIDGE}",
-    "fake_base_fails": "final new+old exact match ≤ 0.5",
-}
-QUANTITIES = {  # criterion -> the numbers it is decided on: (label, summary column, column of gc.paper's table)
-    "grokking_order": [("T_fit", "T_fit", "T_fit"), ("T_bridge", "T_bridge", "T_bridge"), ("T_ood", "T_ood", "T_ood")],
-    "grokking_delay": [("T_ood / T_fit", "ood_over_fit", "ood_over_fit")],
-    "no_wait": [("T_ood / T_fit", "ood_over_fit", "ood_over_fit")],
-    "bridge_at_end": [("final OOD bridge found", "final_ood_bridge_found", "final_bridge")],
-    "fake_grokking": [("final OOD exact match", "final_ood_exact_match", "final_ood"),
-                      ("final OOD bridge found", "final_ood_bridge_found", "final_bridge")],
-    "new_facts_learned": [("final new-fact accuracy", "final_new_atomic", "new_atomic")],
-    "new_old_composes": [("final new+old exact match", "final_new_old_exact_match", "new_old_em")],
-    "old_new_fails_with_bridge": [("final old+new exact match", "final_old_new_exact_match", "old_new_em"),
-                                  ("final old+new bridge found", "final_old_new_bridge_found", "old_new_bridge")],
-    "fake_base_fails": [("final new+old exact match", "final_new_old_exact_match", "new_old_em")],
-}
 
 
 def name_of(regime: str) -> str:
@@ -105,25 +79,23 @@ def median_milestones(summary: pd.DataFrame, regimes: list[str]) -> dict[str, di
     return out
 
 
-def _true(value) -> bool:
+def as_bool(value) -> bool:
     """A holds_ value read back from a CSV (True, numpy True or "True") as a bool."""
     return str(value) == "True"
 
 
-def _holds(rows: pd.DataFrame, criterion: str) -> pd.Series:
-    """The non-missing values of holds_<criterion> as booleans."""
-    column = f"holds_{criterion}"
+def _holds(rows: pd.DataFrame, criterion: str, prefix: str = "holds_") -> pd.Series:
+    """The non-missing values of holds_<criterion> (or another `prefix`) as booleans."""
+    column = f"{prefix}{criterion}"
     if column not in rows:
         return pd.Series(dtype=bool)
-    return rows[column].dropna().map(_true).astype(bool)
+    return rows[column].dropna().map(as_bool).astype(bool)
 
 
 def spread_of(summary: pd.DataFrame, regime: str, column: str, finetune: bool = False, steps: bool = False) -> str:
     """`spread` of one summary column over the seeds of `regime` ("no run" when it has none)."""
     rows = rows_of(summary, regime, finetune)
     return spread(rows[column] if column in rows else pd.Series(dtype=float), steps)
-
-
 
 
 def holds_text(summary: pd.DataFrame, criterion: str, regimes: str | list[str], finetune: bool = False) -> str:
@@ -143,40 +115,53 @@ def _with_ratio(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _paper(finetune: bool) -> pd.DataFrame:
+    """The paper's table behind the criteria: Figure 4 per base (with the lowest new+old exact match of its
+    circuit bases), or Figure 2 per regime (with T_ood / T_fit)."""
+    if finetune:
+        fig4 = FIGURE4.set_index("base")
+        return fig4.assign(circuit_new_old_em=fig4.loc[list(CIRCUIT_BASES), "new_old_em"].min())
+    return _with_ratio(FIGURE2.set_index("regime"))
+
+
 def claim_table(summary: pd.DataFrame, finetune: bool = False, regimes: list[str] | None = None) -> pd.DataFrame:
-    """One row per (regime, criterion) measured in `summary`: what the criterion tests, the numbers it rests on in
-    the paper (`grokcircuit.paper`) and ours (median [min-max] over seeds), and in how many seeds it holds.
+    """One row per (regime, criterion of `findings.CRITERIA`) measured in `summary`: what the criterion tests, the
+    numbers it rests on in the paper (`grokcircuit.paper`) and ours (median [min-max] over seeds), in how many
+    seeds it holds, and, for a criterion that reads the bridge, in how many it holds with the paper's lens rule.
 
     Pretraining criteria by default; `finetune` gives those of finding 3, per base. `regimes` restricts and orders.
     """
-    from .paper import FIGURE2, FIGURE4
-
-    paper = _with_ratio(FIGURE4.set_index("base") if finetune else FIGURE2.set_index("regime"))
+    paper = _paper(finetune)
     present = list(dict.fromkeys(summary.regime)) if not summary.empty else []
     rows = []
     for regime in regimes or present:
         mine = _with_ratio(rows_of(summary, regime, finetune))
-        for criterion, tests in CRITERIA.items():
-            held = _holds(mine, criterion)
+        for c in CRITERIA.values():
+            held = _holds(mine, c.name)
             if held.empty:
                 continue
-            quantities = QUANTITIES[criterion]
-            steps = [label.startswith("T_") and "/" not in label for label, _, _ in quantities]
-            theirs = [("not reached" if pd.isna(paper.loc[regime, col]) else spread(pd.Series([paper.loc[regime, col]]), s))
-                      if regime in paper.index else "not in the paper" for (_, _, col), s in zip(quantities, steps)]
-            ours = [spread(mine[col], s) for (_, col, _), s in zip(quantities, steps)]
-            rows.append({"regime": name_of(regime), "criterion": criterion, "tests": tests,
-                         "quantity": "; ".join(label for label, _, _ in quantities),
+            steps = [label.startswith("T_") and "/" not in label for label, _, _ in c.quantities]
+            theirs = ["not in the paper" if col is None or regime not in paper.index
+                      else "not reached" if pd.isna(value := paper.loc[regime, col]) else spread(pd.Series([value]), s)
+                      for (_, _, col), s in zip(c.quantities, steps)]
+            ours = [spread(mine[col] if col in mine else pd.Series(dtype=float), s)
+                    for (_, col, _), s in zip(c.quantities, steps)]
+            lens = _holds(mine, c.name, "lens_")
+            rows.append({"regime": name_of(regime), "criterion": c.name, "tests": c.text,
+                         "quantity": "; ".join(label for label, _, _ in c.quantities),
                          "paper": "; ".join(theirs), "ours": "; ".join(ours),
-                         "holds": f"{int(held.sum())} of {_seeds(len(held))}"})
-    return pd.DataFrame(rows, columns=["regime", "criterion", "tests", "quantity", "paper", "ours", "holds"])
+                         "holds": f"{int(held.sum())} of {_seeds(len(held))}",
+                         "holds with the lens rule": f"{int(lens.sum())} of {_seeds(len(lens))}" if len(lens) else ""})
+    return pd.DataFrame(rows, columns=["regime", "criterion", "tests", "quantity", "paper", "ours", "holds",
+                                       "holds with the lens rule"])
 
 
 def reading(row: pd.Series) -> str:
     """How one pretraining run behaved on the OOD queries, from its summary row: fake grokking (when measured),
     no OOD generalization, or generalization through (or before) the bridge."""
-    if _true(row.get("holds_fake_grokking")):
-        return "reached OOD exact match 0.8 while finding the bridge in at most half of the OOD queries (fake grokking)"
+    if as_bool(row.get("holds_fake_grokking")):
+        return (f"reached OOD exact match {FAKE_OOD} while finding the bridge in at most {FAKE_BRIDGE} of the OOD "
+                "queries (fake grokking)")
     if pd.isna(row.T_ood):
         return f"did not reach OOD exact match {OOD_HALF} within {int(row.steps):,} steps"
     if pd.notna(row.T_bridge) and row.T_bridge <= row.T_ood:
@@ -241,12 +226,11 @@ def fake_grokking_table(metrics: pd.DataFrame, bridge: str, regimes: list[str]) 
 
 
 def fake_grokking_check(metrics: pd.DataFrame, bridge: str = "bridge_found") -> dict:
-    """The fake-grokking criterion on one run's curves: evaluations with OOD exact match >= 0.8 and bridge found
-    <= 0.5, and the run's best OOD evaluation (its exact match and bridge found there)."""
-    both = pd.concat([curve(metrics, "test_inferred_ood", "exact_match"), curve(metrics, "test_inferred_ood", bridge)],
-                     axis=1, keys=["ood", "bridge"]).dropna()
+    """The fake-grokking criterion on one run's curves (`findings.fake_evaluations`): how many evaluations meet
+    it, and the run's best OOD evaluation (its exact match and bridge found there)."""
+    both = fake_evaluations(metrics, bridge)
     best = both.ood.idxmax() if len(both) else None
-    return {"evaluations": len(both), "fake_evaluations": int(((both.ood >= 0.8) & (both.bridge <= 0.5)).sum()),
+    return {"evaluations": len(both), "fake_evaluations": int(both.fake.sum()),
             "best_ood_step": None if best is None else int(best),
             "best_ood_exact_match": float("nan") if best is None else float(both.ood.loc[best]),
             "bridge_at_best_ood": float("nan") if best is None else float(both.bridge.loc[best])}
@@ -258,71 +242,6 @@ def bridge_of(summary: pd.DataFrame, default: str = "bridge_found") -> str:
     if len(used) > 1:
         raise ValueError(f"bridge_of: the summary mixes bridge metrics {sorted(used)}")
     return str(used[0]) if len(used) else default
-
-
-SHARING = {  # regime -> (search candidate with parameter sharing, the same depth without it)
-    "natural": ("e60-looped2x2", "e60-standard4"),
-    "both_hop_full": ("e60-looped2x2-both-full", "e60-standard4-both-full"),
-}
-SHARING_COLUMNS = {"T_fit": "T_fit", "final_train_accuracy": "training accuracy",
-                   "final_iid_exact_match": "ID exact match", "max_ood_exact_match": "best OOD exact match",
-                   "final_ood_bridge_found": "OOD bridge found", "ood_patch_followed": "OOD patch-follow",
-                   "iid_patch_followed": "ID patch-follow"}
-
-
-def sharing_table(search: pd.DataFrame, pairs: dict[str, tuple[str, str]] = SHARING) -> pd.DataFrame:
-    """Parameter sharing against none (the paper's Figure 1 argument) from the search table: per regime, the
-    looped model beside the standard transformer of the same depth, at the end of equally long runs.
-    Candidates not yet in the search table are left out."""
-    rows = []
-    for regime, names in pairs.items():
-        for model, name in zip(("shared (looped)", "none (standard)"), names):
-            hit = search[search.name == name] if len(search) else search
-            if len(hit):
-                row = hit.iloc[0]
-                rows.append({"regime": name_of(regime), "parameter sharing": model, "candidate": name,
-                             "steps": int(row.steps),
-                             **{label: row.get(col) for col, label in SHARING_COLUMNS.items()}})
-    return pd.DataFrame(rows, columns=["regime", "parameter sharing", "candidate", "steps",
-                                       *SHARING_COLUMNS.values()])
-
-
-def sharing_text(table: pd.DataFrame) -> str:
-    """One clause per regime of `sharing_table`: best OOD exact match and OOD bridge found with sharing and
-    without, or what is missing."""
-    parts = []
-    for regime, rows in table.groupby("regime", sort=False):
-        by = rows.set_index("parameter sharing")
-        if len(by) < 2:
-            parts.append(f"{regime}: only the {by.index[0].split(' ')[0]} model has been trained")
-            continue
-        s, n = by.loc["shared (looped)"], by.loc["none (standard)"]
-        parts.append(f"{regime}: best OOD exact match {s['best OOD exact match']:.2f} with sharing against "
-                     f"{n['best OOD exact match']:.2f} without, OOD bridge found {s['OOD bridge found']:.2f} "
-                     f"against {n['OOD bridge found']:.2f}, ID exact match {s['ID exact match']:.2f} against "
-                     f"{n['ID exact match']:.2f}")
-    return "; ".join(parts) if parts else "no run of either model is in the search table yet"
-
-
-FILTER = {"plain": ("e60-looped2x2", "e60-looped2x2-80k"),
-          "filtered": ("e60-looped2x2-grokfast", "e60-looped2x2-grokfast-60k"), "strong": "e60-looped2x2-grokfast-l5"}
-
-
-def filter_text(search: pd.DataFrame, names: dict = FILTER) -> str:
-    """What the Grokfast filter changed in the natural regime, from the search table's candidates."""
-    by = search.set_index("name") if len(search) else pd.DataFrame()
-    if any(n not in by.index for n in (*names["plain"], *names["filtered"], names["strong"])):
-        return "the search table lacks the runs that compare the filter with plain AdamW"
-    (p_short, p_long), (f_short, f_long) = ([by.loc[n] for n in names[k]] for k in ("plain", "filtered"))
-    strong = by.loc[names["strong"]]
-    crossed = (f"first reaching {OOD_HALF} at step {int(f_long.T_ood):,}" if pd.notna(f_long.T_ood)
-               else f"never reaching {OOD_HALF}")
-    return (f"without the filter, the natural run's best OOD exact match was {p_short.max_ood_exact_match:.2f} "
-            f"after {int(p_short.steps):,} steps and {p_long.max_ood_exact_match:.2f} after {int(p_long.steps):,}; "
-            f"with it, {f_short.max_ood_exact_match:.2f} after {int(f_short.steps):,} steps and "
-            f"{f_long.max_ood_exact_match:.2f} after {int(f_long.steps):,} ({crossed}, final "
-            f"{f_long.final_ood_exact_match:.2f}); a filter of strength 5 instead of 2 ended at training accuracy "
-            f"{strong.final_train_accuracy:.2f} and best OOD exact match {strong.max_ood_exact_match:.2f}")
 
 
 def train_minutes_text(summary: pd.DataFrame) -> str:
@@ -338,117 +257,3 @@ def train_minutes_text(summary: pd.DataFrame) -> str:
             parts.append(f"{name} {minutes.median():.0f} min [{minutes.min():.0f}–{minutes.max():.0f}] "
                          f"over {len(minutes)} run{'s' * (len(minutes) != 1)}")
     return "; ".join(parts)
-
-
-FINETUNE_SEARCH_COLUMNS = {"final_new_atomic": "new facts", "final_new_old_exact_match": "new+old exact match",
-                           "final_new_old_bridge_found": "new+old bridge found",
-                           "final_old_new_exact_match": "old+new exact match", "final_id_atomic": "old ID facts"}
-
-
-def finetune_search_table(search: pd.DataFrame) -> pd.DataFrame:
-    """The finetuning variants of `scripts/search_finetune.py`: what each changes and its final rates."""
-    if search.empty:
-        return pd.DataFrame(columns=["variant", "base", "change", *FINETUNE_SEARCH_COLUMNS.values()])
-    table = search[["name", "base", "why", *FINETUNE_SEARCH_COLUMNS]].rename(
-        columns={"name": "variant", "why": "change", **FINETUNE_SEARCH_COLUMNS})
-    table["minutes"] = (search["train_seconds"] / 60).round(1)
-    return table.round(2).set_index("variant")
-
-
-def _changes_base(overrides: str) -> bool:
-    """Whether a finetuning variant's overrides (JSON) change its base run, not only the finetuning."""
-    return any(not key.startswith("finetune.") for key in json.loads(overrides))
-
-
-def finetune_search_text(search: pd.DataFrame, threshold: float = COMPOSES) -> str:
-    """Finetuning variants of the preset's natural base (the best new+old composition against the criterion,
-    and the worst forgetting), then the variants whose base is another run or regime."""
-    if search.empty:
-        return "no finetuning variants are committed"
-    other = search.overrides.map(_changes_base) | (search.base != "natural")
-    own = search[~other]
-    best = own.loc[own.final_new_old_exact_match.idxmax()]
-    worst = own.loc[own.final_id_atomic.idxmin()]
-    text = (f"from the preset's natural base every variant learns the new facts (at least "
-            f"{own.final_new_atomic.min():.2f}), the best new+old exact match is "
-            f"{best.final_new_old_exact_match:.2f} ({best['name']}) against the criterion's {threshold}, and the "
-            f"retained old ID facts fall as low as {worst.final_id_atomic:.2f} ({worst['name']})")
-    if other.any():
-        text += "; from other bases, " + ", ".join(
-            f"{r.name} new+old {r.final_new_old_exact_match:.2f} and old+new {r.final_old_new_exact_match:.2f}"
-            for r in search[other].itertuples())
-    return text
-
-
-def patch_follow_text(search: pd.DataFrame, regime: str) -> str:
-    """The OOD patch-follow rates of the search candidates of one regime: "0.74 (name), 0.73 (name)"."""
-    rows = search[search.regime == regime].dropna(subset=["ood_patch_followed"]) if len(search) else search
-    if not len(rows):
-        return "not measured"
-    return ", ".join(f"{r.ood_patch_followed:.2f} ({r.name})" for r in rows.itertuples())
-
-
-RECURRENCE = {"two": ("e60-looped2x2-grokfast-60k",),  # natural runs with the filter, by passes through the blocks
-              "three": ("e60-looped2x3-grokfast-60k", "e60-looped2x3-grokfast-60k-s1", "e60-looped2x3-grokfast-60k-s2")}
-
-
-def _milestone(value: float) -> str:
-    return "never" if pd.isna(value) else f"{int(value):,}"
-
-
-def _verb(value) -> str:
-    return "holds" if _true(value) else "fails"
-
-
-def recurrence_text(search: pd.DataFrame, names: dict[str, tuple[str, ...]] = RECURRENCE) -> str:
-    """The natural runs with two and with three passes through the blocks, from the search table."""
-    by = search.set_index("name") if len(search) else pd.DataFrame()
-    parts = []
-    for passes, runs in names.items():
-        rows = [(n, by.loc[n]) for n in runs if n in by.index]
-        if rows:
-            parts.append(f"with {passes} passes, " + "; ".join(
-                f"{n} reached a best OOD exact match of {r.max_ood_exact_match:.2f} (final "
-                f"{r.final_ood_exact_match:.2f}; T_fit {_milestone(r.T_fit)}, T_bridge {_milestone(r.T_bridge)}, "
-                f"T_ood {_milestone(r.T_ood)}; OOD patch-follow {r.ood_patch_followed:.2f}; the order criterion "
-                f"{_verb(r.holds_grokking_order)}, the delay criterion {_verb(r.holds_grokking_delay)})"
-                for n, r in rows))
-    return "; ".join(parts) or "the search table lacks the natural runs that compare the number of passes"
-
-
-TRM_COLUMNS = {"regime": "regime", "steps": "steps", "T_fit": "T_fit", "T_ood": "T_ood",
-               "max_ood_exact_match": "best OOD exact match", "final_ood_exact_match": "final OOD exact match",
-               "init_ood_bridge": "OOD bridge found at step 0", "max_ood_bridge": "most OOD bridge found",
-               "max_iid_bridge": "most ID bridge found", "ood_patch_followed": "OOD patch-follow",
-               "holds_fake_grokking": "holds_fake_grokking"}
-
-
-def trm_table(search: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """The search candidates that train the paper's TRM, with the bridge-found rate (the paper's any-stage,
-    any-position rule) of the untrained model, and its largest value, OOD and ID, over the evaluations from the
-    fit on (from the first evaluation on where the run never fitted), read from their curves."""
-    if not len(search):
-        return pd.DataFrame(columns=["candidate", *TRM_COLUMNS.values()])
-    trm = search[[json.loads(c)["model"]["arch"] == "trm" for c in search.config]]
-    rows = []
-    for r in trm.itertuples():
-        mine = curves[curves.name == r.name]
-        ood, iid = (curve(mine, split, "bridge_found") for split in ("test_inferred_ood", "test_inferred_iid"))
-        start = r.T_fit if pd.notna(r.T_fit) else 1
-        row = {**r._asdict(), "regime": name_of(r.regime), "init_ood_bridge": ood.iloc[0],
-               "max_ood_bridge": ood[ood.index >= start].max(), "max_iid_bridge": iid[iid.index >= start].max()}
-        rows.append({"candidate": r.name, **{label: row.get(col) for col, label in TRM_COLUMNS.items()}})
-    return pd.DataFrame(rows, columns=["candidate", *TRM_COLUMNS.values()])
-
-
-def trm_text(table: pd.DataFrame) -> str:
-    """One clause per TRM candidate of `trm_table`: fit, OOD exact match and the largest bridge-found rates."""
-    if not len(table):
-        return "no TRM run is in the search table yet"
-    return "; ".join(
-        f"{r['candidate']} ({r['regime']}, {int(r['steps']):,} steps) fitted its training set at step "
-        f"{_milestone(r['T_fit'])} and reached a best OOD exact match of {r['best OOD exact match']:.2f} (final "
-        f"{r['final OOD exact match']:.2f}), while from the fit on the bridge was found in at most "
-        f"{r['most OOD bridge found']:.2f} of OOD and {r['most ID bridge found']:.2f} of ID test queries "
-        f"({r['OOD bridge found at step 0']:.2f} of OOD queries before training)"
-        for _, r in table.iterrows())

@@ -19,11 +19,9 @@ import pandas as pd
 
 from .config import REGIMES, preset
 from .experiments import backfill, finetune_config
-from .findings import bridge_metric, summarize_finetune, summarize_pretrain
+from .findings import FINDING_OF, bridge_metric, judge_seeds, summarize_finetune, summarize_pretrain
 from .runs import Run, get_or_train, results_dir, upsert_csv
 
-FINDING_OF = {"natural": "1", "both_hop_full": "1", "second_hop_full": "2",
-              "both_hop_half": "2", "first_hop_full": "2"}
 KEY = ["finding", "regime", "seed"]
 
 
@@ -71,7 +69,9 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
                          **summarize_finetune(keep(run), regime, bridge_metric(run.cfg.model.arch))})
     frame = pd.DataFrame(rows)
     frame.attrs["seconds"] = time.perf_counter() - t0
-    upsert_csv(out, frame, KEY, sort=True)
+    table = upsert_csv(out, frame, KEY, sort=True)
+    if len(table):
+        upsert_csv(out, judge_seeds(table), KEY, sort=True)  # the criteria that compare the runs of one seed
     return frame
 
 

@@ -1,0 +1,297 @@
+"""The CPU-scale search of appendix A1: the candidate configurations that `scripts/search_cpu.py` (pretraining)
+and `scripts/search_finetune.py` (finetuning variants) train, and the tables and sentences A1 reads from their
+results (`results/<preset>/search.csv`, `search_finetune.csv` and the curves beside them).
+
+A candidate is (regime, overrides of the `cpu` preset, why); a finetuning variant is (base regime, overrides of
+the preset's finetuning run, why). Overrides are explicit about scale, so a candidate keeps its meaning when the
+`cpu` preset moves.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from .claims import as_bool, name_of
+from .findings import COMPOSES, LENS, OOD_HALF, curve
+
+PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.grokfast_from": "0"}  # no filter
+E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
+GROKFAST = {"train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"}
+SMALL = {"data.entities": "60", "train.batch_size": "128", "train.steps": "20000", **PLAIN}
+THREE_PASSES = {**SMALL, **GROKFAST, "model.loops": "3"}  # the filtered model with a third pass through its blocks
+TRM = {**SMALL, **GROKFAST, "model.arch": "trm", "model.h_cycles": "2", "model.l_cycles": "2", "model.prefix_len": "0",
+       "model.q_halt_weight": "0", "model.mlp_multiple": "16"}  # the paper's architecture, at the filtered scale
+
+# name -> (regime, overrides of the cpu preset, why)
+CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
+    "looped2x2-wd1": ("natural", {**E100, "train.steps": "16000", "train.weight_decay": "1.0"},
+                      "early-probe model (2 blocks x 2 loops, d=128, E=100) with the paper's weight decay 1.0"),
+    "e60-looped2x2": ("natural", {**SMALL},
+                      "smaller graph (E=60) and batch 128, so the fit comes within the budget"),
+    "e60-looped1x4": ("natural", {**SMALL, "model.n_blocks": "1", "model.loops": "4"},
+                      "one block applied 4 times: every fact lookup uses the same weights at every depth"),
+    "e60-looped2x2-rope": ("natural", {**SMALL, "model.positions": "rope"},
+                           "rotary (relative) positions: hop 2 can reuse the atomic lookup one slot later"),
+    "e60-looped1x4-rope": ("natural", {**SMALL, "model.n_blocks": "1", "model.loops": "4", "model.positions": "rope"},
+                           "one block applied 4 times, with rotary positions"),
+    "e60-looped2x2-both-full": ("both_hop_full", {**SMALL},
+                                "Finding 1's no-wait regime at the e60-looped2x2 scale"),
+    "e60-looped2x2-second-full": ("second_hop_full", {**SMALL},
+                                  "Finding 2's fake-grokking regime at the e60-looped2x2 scale"),
+    "e60-looped2x2-wd1": ("natural", {**SMALL, "train.weight_decay": "1.0"},
+                          "the paper's weight decay 1.0: twice the per-step decay, to speed consolidation after the fit"),
+    "e60-looped2x2-second-full-s1": ("second_hop_full", {**SMALL, "data.seed": "1", "train.seed": "1"},
+                                     "the second-hop-full run with another seed (data and model)"),
+    "e60-standard4": ("natural", {**SMALL, "model.n_blocks": "4", "model.loops": "1"},
+                      "no parameter sharing: 4 distinct blocks, the same depth (the paper's Figure 1 argument)"),
+    "e60-standard4-both-full": ("both_hop_full", {**SMALL, "model.n_blocks": "4", "model.loops": "1"},
+                                "no parameter sharing, both-hop-full augmentation"),
+    "e60-looped2x2-40k": ("natural", {**SMALL, "train.steps": "40000"},
+                          "the natural run continued to 40k steps (4.7x its fit), past the paper's T_ood of 3.7x T_fit"),
+    "e60-looped2x2-80k": ("natural", {**SMALL, "train.steps": "80000"},
+                          "the natural run continued to 80k steps: at 40k its OOD bridge and patching rates still rose"),
+    "e60-looped2x2-lr2e-3": ("natural", {**SMALL, "train.lr": "2e-3"},
+                             "twice the learning rate: twice the per-step decay lr*wd after the fit"),
+    "e60-looped2x2-grokfast": ("natural", {**SMALL, **GROKFAST},
+                               "Grokfast-EMA gradient filter (alpha 0.98, lambda 2) switched on near the fit"),
+    "e60-looped2x2-grokfast-60k": ("natural", {**SMALL, **GROKFAST, "train.steps": "60000"},
+                                   "the Grokfast run continued to 60k steps: at 20k its OOD exact match still rose"),
+    "e60-looped2x3-grokfast": ("natural", THREE_PASSES,
+                               "three passes through the two blocks: the OOD plateau near 0.5 is hop-2 lookups of "
+                               "atomic-only facts failing, and more recurrence gives hop 2 its own pass"),
+    "e60-looped2x3-grokfast-60k": ("natural", {**THREE_PASSES, "train.steps": "60000"},
+                                   "the three-pass run continued to 60k steps, as long as the cpu preset's "
+                                   "natural run"),
+    "e60-looped2x3-grokfast-60k-s1": ("natural", {**THREE_PASSES, "train.steps": "60000",
+                                                  "data.seed": "1", "train.seed": "1"},
+                                      "the three-pass natural run with another seed (data and model)"),
+    "e60-looped2x3-grokfast-60k-s2": ("natural", {**THREE_PASSES, "train.steps": "60000",
+                                                  "data.seed": "2", "train.seed": "2"},
+                                      "the three-pass natural run with a third seed (its training time includes "
+                                      "about 8 minutes during which the process was paused)"),
+    "e60-looped2x3-both-full": ("both_hop_full", THREE_PASSES,
+                                "Finding 1's no-wait regime with three passes"),
+    "e60-looped2x3-second-full": ("second_hop_full", THREE_PASSES,
+                                  "Finding 2's fake-grokking regime with three passes"),
+    "e60-looped2x3-first-full": ("first_hop_full", THREE_PASSES,
+                                 "the first-hop-full regime (one version of the paper's Figure 2C) with three passes"),
+    "e60-trm2x2-second-full": ("second_hop_full", TRM,
+                               "the paper's TRM (MLP token mixing, H2 x L2, no prefix) in the fake-grokking regime: "
+                               "its first hop is not a plain atomic recall, as it is in a causal decoder"),
+    "e60-trm2x2-both-full": ("both_hop_full", TRM, "the TRM in the no-wait regime: does it find the bridge at all?"),
+    "e60-trm2x2-second-full-60k": ("second_hop_full", {**TRM, "train.steps": "60000"},
+                                   "the TRM's second-hop-full run continued to 60k steps: the paper's reaches OOD "
+                                   "0.5 only after about 3 times its fit"),
+    "e60-trm2x2-both-full-60k": ("both_hop_full", {**TRM, "train.steps": "60000"},
+                                 "the TRM's both-hop-full run continued to 60k steps: the paper's bridge appears "
+                                 "long after its OOD answers"),
+    "e60-trm2x2-60k": ("natural", {**TRM, "train.steps": "60000"}, "the TRM in the natural regime, 60k steps"),
+    "e60-looped1x4-grokfast": ("natural", {**SMALL, **GROKFAST, "model.n_blocks": "1", "model.loops": "4"},
+                               "one block applied 4 times with the filter: every lookup uses the same weights"),
+    "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "5.0",
+                                              "train.grokfast_from": "6000"},
+                                  "a stronger filter (lambda 5): the Grokfast OOD exact match plateaued near 0.45"),
+}
+
+THREE_PASS_BASE = {"model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k and its regimes
+
+# name -> (base regime, overrides of the cpu preset's finetuning run, why)
+FINETUNE_CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
+    "preset": ("natural", {}, "the cpu preset's finetuning: LR 5e-4 (half the pretraining LR), 3,000 steps"),
+    "lr1e-4": ("natural", {"finetune.lr": "1e-4"}, "a fifth of the LR: less disturbance of the pretrained circuit"),
+    "lr2e-3": ("natural", {"finetune.lr": "2e-3"}, "four times the LR: new facts pushed harder into every stage"),
+    "steps9k": ("natural", {"finetune.steps": "9000"},
+                "three times longer: the paper's new+old rate reaches 1 only after 6k steps"),
+    "keep-paper": ("natural", {"finetune.keep_policy": "paper"},
+                   "the paper's wording of the retained set: old atomic facts plus the compositions of kept facts"),
+    "keep-paper-9k": ("natural", {"finetune.keep_policy": "paper", "finetune.steps": "9000"},
+                      "the paper's retained set, three times longer: old facts are not forgotten, so time can help"),
+    "base-looped2x3": ("natural", THREE_PASS_BASE,
+                       "the preset's finetuning of a three-pass base (search: e60-looped2x3-grokfast-60k), whose own "
+                       "OOD exact match is higher"),
+    "base-looped2x3-keep-paper": ("natural", {**THREE_PASS_BASE, "finetune.keep_policy": "paper"},
+                                  "the three-pass base with the paper's retained set"),
+    "base-looped2x3-both-full": ("both_hop_full", THREE_PASS_BASE, "the three-pass both-hop-full base"),
+    "base-looped2x3-second-full": ("second_hop_full", THREE_PASS_BASE,
+                                   "the three-pass second-hop-full base (the paper's fake-grokked base)"),
+    "base-looped2x3-control": ("control", THREE_PASS_BASE, "the from-scratch control with the three-pass model"),
+}
+
+SHARING = {  # regime -> (search candidate with parameter sharing, the same depth without it)
+    "natural": ("e60-looped2x2", "e60-standard4"),
+    "both_hop_full": ("e60-looped2x2-both-full", "e60-standard4-both-full"),
+}
+SHARING_COLUMNS = {"T_fit": "T_fit", "final_train_accuracy": "training accuracy",
+                   "final_iid_exact_match": "ID exact match", "max_ood_exact_match": "best OOD exact match",
+                   "final_ood_bridge_found": "OOD bridge found", "ood_patch_followed": "OOD patch-follow",
+                   "iid_patch_followed": "ID patch-follow"}
+
+
+def sharing_table(search: pd.DataFrame, pairs: dict[str, tuple[str, str]] = SHARING) -> pd.DataFrame:
+    """Parameter sharing against none (the paper's Figure 1 argument) from the search table: per regime, the
+    looped model beside the standard transformer of the same depth, at the end of equally long runs.
+    Candidates not yet in the search table are left out."""
+    rows = []
+    for regime, names in pairs.items():
+        for model, name in zip(("shared (looped)", "none (standard)"), names):
+            hit = search[search.name == name] if len(search) else search
+            if len(hit):
+                row = hit.iloc[0]
+                rows.append({"regime": name_of(regime), "parameter sharing": model, "candidate": name,
+                             "steps": int(row.steps),
+                             **{label: row.get(col) for col, label in SHARING_COLUMNS.items()}})
+    return pd.DataFrame(rows, columns=["regime", "parameter sharing", "candidate", "steps",
+                                       *SHARING_COLUMNS.values()])
+
+
+def sharing_text(table: pd.DataFrame) -> str:
+    """One clause per regime of `sharing_table`: best OOD exact match and OOD bridge found with sharing and
+    without, or what is missing."""
+    parts = []
+    for regime, rows in table.groupby("regime", sort=False):
+        by = rows.set_index("parameter sharing")
+        if len(by) < 2:
+            parts.append(f"{regime}: only the {by.index[0].split(' ')[0]} model has been trained")
+            continue
+        s, n = by.loc["shared (looped)"], by.loc["none (standard)"]
+        parts.append(f"{regime}: best OOD exact match {s['best OOD exact match']:.2f} with sharing against "
+                     f"{n['best OOD exact match']:.2f} without, OOD bridge found {s['OOD bridge found']:.2f} "
+                     f"against {n['OOD bridge found']:.2f}, ID exact match {s['ID exact match']:.2f} against "
+                     f"{n['ID exact match']:.2f}")
+    return "; ".join(parts) if parts else "no run of either model is in the search table yet"
+
+
+FILTER = {"plain": ("e60-looped2x2", "e60-looped2x2-80k"),
+          "filtered": ("e60-looped2x2-grokfast", "e60-looped2x2-grokfast-60k"), "strong": "e60-looped2x2-grokfast-l5"}
+
+
+def filter_text(search: pd.DataFrame, names: dict = FILTER) -> str:
+    """What the Grokfast filter changed in the natural regime, from the search table's candidates."""
+    by = search.set_index("name") if len(search) else pd.DataFrame()
+    if any(n not in by.index for n in (*names["plain"], *names["filtered"], names["strong"])):
+        return "the search table lacks the runs that compare the filter with plain AdamW"
+    (p_short, p_long), (f_short, f_long) = ([by.loc[n] for n in names[k]] for k in ("plain", "filtered"))
+    strong = by.loc[names["strong"]]
+    crossed = (f"first reaching {OOD_HALF} at step {int(f_long.T_ood):,}" if pd.notna(f_long.T_ood)
+               else f"never reaching {OOD_HALF}")
+    return (f"without the filter, the natural run's best OOD exact match was {p_short.max_ood_exact_match:.2f} "
+            f"after {int(p_short.steps):,} steps and {p_long.max_ood_exact_match:.2f} after {int(p_long.steps):,}; "
+            f"with it, {f_short.max_ood_exact_match:.2f} after {int(f_short.steps):,} steps and "
+            f"{f_long.max_ood_exact_match:.2f} after {int(f_long.steps):,} ({crossed}, final "
+            f"{f_long.final_ood_exact_match:.2f}); a filter of strength 5 instead of 2 ended at training accuracy "
+            f"{strong.final_train_accuracy:.2f} and best OOD exact match {strong.max_ood_exact_match:.2f}")
+
+
+FINETUNE_SEARCH_COLUMNS = {"final_new_atomic": "new facts", "final_new_old_exact_match": "new+old exact match",
+                           "final_new_old_bridge_found": "new+old bridge found",
+                           "final_old_new_exact_match": "old+new exact match", "final_id_atomic": "old ID facts"}
+
+
+def finetune_search_table(search: pd.DataFrame) -> pd.DataFrame:
+    """The finetuning variants of `scripts/search_finetune.py`: what each changes and its final rates."""
+    if search.empty:
+        return pd.DataFrame(columns=["variant", "base", "change", *FINETUNE_SEARCH_COLUMNS.values()])
+    table = search[["name", "base", "why", *FINETUNE_SEARCH_COLUMNS]].rename(
+        columns={"name": "variant", "why": "change", **FINETUNE_SEARCH_COLUMNS})
+    table["minutes"] = (search["train_seconds"] / 60).round(1)
+    return table.round(2).set_index("variant")
+
+
+def _changes_base(overrides: str) -> bool:
+    """Whether a finetuning variant's overrides (JSON) change its base run, not only the finetuning."""
+    return any(not key.startswith("finetune.") for key in json.loads(overrides))
+
+
+def finetune_search_text(search: pd.DataFrame, threshold: float = COMPOSES) -> str:
+    """Finetuning variants of the preset's natural base (the best new+old composition against the criterion,
+    and the worst forgetting), then the variants whose base is another run or regime."""
+    if search.empty:
+        return "no finetuning variants are committed"
+    other = search.overrides.map(_changes_base) | (search.base != "natural")
+    own = search[~other]
+    best = own.loc[own.final_new_old_exact_match.idxmax()]
+    worst = own.loc[own.final_id_atomic.idxmin()]
+    text = (f"from the preset's natural base every variant learns the new facts (at least "
+            f"{own.final_new_atomic.min():.2f}), the best new+old exact match is "
+            f"{best.final_new_old_exact_match:.2f} ({best['name']}) against the criterion's {threshold}, and the "
+            f"retained old ID facts fall as low as {worst.final_id_atomic:.2f} ({worst['name']})")
+    if other.any():
+        text += "; from other bases, " + ", ".join(
+            f"{r.name} new+old {r.final_new_old_exact_match:.2f} and old+new {r.final_old_new_exact_match:.2f}"
+            for r in search[other].itertuples())
+    return text
+
+
+def patch_follow_text(search: pd.DataFrame, regime: str) -> str:
+    """The OOD patch-follow rates of the search candidates of one regime: "0.74 (name), 0.73 (name)"."""
+    rows = search[search.regime == regime].dropna(subset=["ood_patch_followed"]) if len(search) else search
+    if not len(rows):
+        return "not measured"
+    return ", ".join(f"{r.ood_patch_followed:.2f} ({r.name})" for r in rows.itertuples())
+
+
+RECURRENCE = {"two": ("e60-looped2x2-grokfast-60k",),  # natural runs with the filter, by passes through the blocks
+              "three": ("e60-looped2x3-grokfast-60k", "e60-looped2x3-grokfast-60k-s1", "e60-looped2x3-grokfast-60k-s2")}
+
+
+def _milestone(value: float) -> str:
+    return "never" if pd.isna(value) else f"{int(value):,}"
+
+
+def _verb(value) -> str:
+    return "holds" if as_bool(value) else "fails"
+
+
+def recurrence_text(search: pd.DataFrame, names: dict[str, tuple[str, ...]] = RECURRENCE) -> str:
+    """The natural runs with two and with three passes through the blocks, from the search table."""
+    by = search.set_index("name") if len(search) else pd.DataFrame()
+    parts = []
+    for passes, runs in names.items():
+        rows = [(n, by.loc[n]) for n in runs if n in by.index]
+        if rows:
+            parts.append(f"with {passes} passes, " + "; ".join(
+                f"{n} reached a best OOD exact match of {r.max_ood_exact_match:.2f} (final "
+                f"{r.final_ood_exact_match:.2f}; T_fit {_milestone(r.T_fit)}, T_bridge {_milestone(r.T_bridge)}, "
+                f"T_ood {_milestone(r.T_ood)}; OOD patch-follow {r.ood_patch_followed:.2f}; the order criterion "
+                f"{_verb(r.holds_grokking_order)}, the delay criterion {_verb(r.holds_grokking_delay)})"
+                for n, r in rows))
+    return "; ".join(parts) or "the search table lacks the natural runs that compare the number of passes"
+
+
+TRM_COLUMNS = {"regime": "regime", "steps": "steps", "T_fit": "T_fit", "T_ood": "T_ood",
+               "max_ood_exact_match": "best OOD exact match", "final_ood_exact_match": "final OOD exact match",
+               "init_ood_bridge": "OOD bridge found at step 0", "max_ood_bridge": "most OOD bridge found",
+               "max_iid_bridge": "most ID bridge found", "ood_patch_followed": "OOD patch-follow",
+               "holds_fake_grokking": "holds_fake_grokking"}
+
+
+def trm_table(search: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """The search candidates that train the paper's TRM, with the bridge-found rate (the paper's any-stage,
+    any-position rule) of the untrained model, and its largest value, OOD and ID, over the evaluations from the
+    fit on (from the first evaluation on where the run never fitted), read from their curves."""
+    if not len(search):
+        return pd.DataFrame(columns=["candidate", *TRM_COLUMNS.values()])
+    trm = search[[json.loads(c)["model"]["arch"] == "trm" for c in search.config]]
+    rows = []
+    for r in trm.itertuples():
+        mine = curves[curves.name == r.name]
+        ood, iid = (curve(mine, split, LENS) for split in ("test_inferred_ood", "test_inferred_iid"))
+        start = r.T_fit if pd.notna(r.T_fit) else 1
+        row = {**r._asdict(), "regime": name_of(r.regime), "init_ood_bridge": ood.iloc[0],
+               "max_ood_bridge": ood[ood.index >= start].max(), "max_iid_bridge": iid[iid.index >= start].max()}
+        rows.append({"candidate": r.name, **{label: row.get(col) for col, label in TRM_COLUMNS.items()}})
+    return pd.DataFrame(rows, columns=["candidate", *TRM_COLUMNS.values()])
+
+
+def trm_text(table: pd.DataFrame) -> str:
+    """One clause per TRM candidate of `trm_table`: fit, OOD exact match and the largest bridge-found rates."""
+    if not len(table):
+        return "no TRM run is in the search table yet"
+    return "; ".join(
+        f"{r['candidate']} ({r['regime']}, {int(r['steps']):,} steps) fitted its training set at step "
+        f"{_milestone(r['T_fit'])} and reached a best OOD exact match of {r['best OOD exact match']:.2f} (final "
+        f"{r['final OOD exact match']:.2f}), while from the fit on the bridge was found in at most "
+        f"{r['most OOD bridge found']:.2f} of OOD and {r['most ID bridge found']:.2f} of ID test queries "
+        f"({r['OOD bridge found at step 0']:.2f} of OOD queries before training)"
+        for _, r in table.iterrows())
