@@ -275,6 +275,8 @@ def test_every_criterion_states_its_thresholds_and_names_its_columns():
         paper_table = paper.FIGURE4 if c.finetune else paper.FIGURE2
         assert all(col is None or col in paper_table or col in {"ood_over_fit", "circuit_new_old_em"}
                    for _, _, col in c.quantities), c.name
+    fake = findings.CRITERIA["fake_base_fails"]
+    assert fake.paper_value("second_hop_full") == [0.33, 1.0] and fake.paper_value("no_such_base") is None
     assert findings.FINDING_OF == {"natural": "1", "both_hop_full": "1", "second_hop_full": "2",
                                    "both_hop_half": "2", "first_hop_full": "2"}
     assert list(findings.criteria_table().criterion) == [f"holds_{n}" for n in findings.CRITERIA]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .findings import BRIDGE, CIRCUIT_BASES, CRITERIA, FAKE_BRIDGE, FAKE_OOD, OOD_HALF, fake_evaluations
-from .paper import FIGURE2, FIGURE4
+from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, OOD_HALF, fake_evaluations
 
 MILESTONES = ("T_fit", "T_bridge", "T_ood")
 
@@ -115,15 +114,6 @@ def _with_ratio(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _paper(finetune: bool) -> pd.DataFrame:
-    """The paper's table behind the criteria: Figure 4 per base (with the lowest new+old exact match of its
-    circuit bases), or Figure 2 per regime (with T_ood / T_fit)."""
-    if finetune:
-        fig4 = FIGURE4.set_index("base")
-        return fig4.assign(circuit_new_old_em=fig4.loc[list(CIRCUIT_BASES), "new_old_em"].min())
-    return _with_ratio(FIGURE2.set_index("regime"))
-
-
 def claim_table(summary: pd.DataFrame, finetune: bool = False, regimes: list[str] | None = None) -> pd.DataFrame:
     """One row per (regime, criterion of `findings.CRITERIA`) measured in `summary`: what the criterion tests, the
     numbers it rests on in the paper (`grokcircuit.paper`) and ours (median [min-max] over seeds), in how many
@@ -131,7 +121,6 @@ def claim_table(summary: pd.DataFrame, finetune: bool = False, regimes: list[str
 
     Pretraining criteria by default; `finetune` gives those of finding 3, per base. `regimes` restricts and orders.
     """
-    paper = _paper(finetune)
     present = list(dict.fromkeys(summary.regime)) if not summary.empty else []
     rows = []
     for regime in regimes or present:
@@ -141,9 +130,9 @@ def claim_table(summary: pd.DataFrame, finetune: bool = False, regimes: list[str
             if held.empty:
                 continue
             steps = [label.startswith("T_") and "/" not in label for label, _, _ in c.quantities]
-            theirs = ["not in the paper" if col is None or regime not in paper.index
-                      else "not reached" if pd.isna(value := paper.loc[regime, col]) else spread(pd.Series([value]), s)
-                      for (_, _, col), s in zip(c.quantities, steps)]
+            paper = c.paper_value(regime) or [None] * len(c.quantities)
+            theirs = ["not in the paper" if value is None or col is None else spread(pd.Series([value]), s)
+                      for (_, _, col), value, s in zip(c.quantities, paper, steps)]
             ours = [spread(mine[col] if col in mine else pd.Series(dtype=float), s)
                     for (_, col, _), s in zip(c.quantities, steps)]
             lens = _holds(mine, c.name, "lens_")

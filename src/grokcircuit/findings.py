@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from .config import REGIMES
+from .paper import FIGURE2, FIGURE4
 
 # milestones
 FIT, BRIDGE, OOD_HALF = 0.99, 0.9, 0.5
@@ -123,6 +124,24 @@ class Criterion:
     @property
     def text(self) -> str:
         return self.sentence.format(**self.thresholds)
+
+    def paper_value(self, regime: str) -> list[float] | None:
+        """The paper's value of each quantity for `regime` (NaN: never reached or not quoted); None when the paper
+        has no run of it."""
+        table = paper_table(self.finetune)
+        if regime not in table.index:
+            return None
+        return [float("nan") if col is None else float(table.loc[regime, col]) for _, _, col in self.quantities]
+
+
+def paper_table(finetune: bool) -> pd.DataFrame:
+    """The paper's table behind the criteria: Figure 4 per base, with the lowest new+old exact match of its
+    circuit bases, or Figure 2 per regime, with T_ood / T_fit."""
+    if finetune:
+        fig4 = FIGURE4.set_index("base")
+        return fig4.assign(circuit_new_old_em=fig4.loc[list(CIRCUIT_BASES), "new_old_em"].min())
+    fig2 = FIGURE2.set_index("regime")
+    return fig2.assign(ood_over_fit=fig2.T_ood / fig2.T_fit)
 
 
 CRITERIA: dict[str, Criterion] = {c.name: c for c in (
