@@ -1,16 +1,22 @@
-"""`grokcircuit reproduce`: the summary table, merging partial reproductions, and reading committed results."""
+"""`grokcircuit reproduce`: the summary table, merging partial reproductions, reading committed results, and
+parallel sweeps (worker processes, submitit) that give the serial results bit for bit."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from grokcircuit import reproduce as rep
+from grokcircuit.runs import Run
+
+FAST = {"train.steps": 40, "train.eval_every": 20, "train.eval_size": 100,
+        "finetune.steps": 20, "finetune.eval_every": 10}
 
 
 @pytest.fixture
 def results(tmp_path, monkeypatch):
     monkeypatch.setenv("GROKCIRCUIT_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr(rep, "RESULTS", tmp_path / "results")
+    monkeypatch.setenv("GROKCIRCUIT_RESULTS", str(tmp_path / "results"))
     return tmp_path / "results"
 
 
@@ -34,3 +40,57 @@ def test_partial_reproductions_merge_into_one_summary(results):
 def test_missing_summary_reads_empty(results):
     assert rep.load_summary("cpu").empty
     assert rep.load_metrics("cpu", "finetune").empty
+
+
+def test_plan_orders_finetunes_after_their_bases():
+    runs = rep.plan("ci", (0, 1), ("natural", "both_hop_full"), True, FAST)
+    assert [(f, r, s) for f, r, s, _ in runs[:5]] == [
+        ("1", "natural", 0), ("1", "both_hop_full", 0), ("3", "natural", 0), ("3", "both_hop_full", 0),
+        ("3", "control", 0)]
+    pretrain = {cfg.run_id for f, *_, cfg in runs if f != "3"}
+    assert all(cfg.base.run_id in pretrain for f, r, _, cfg in runs if f == "3" and r != "control")
+    assert all(cfg.train.steps == 40 for *_, cfg in runs) and runs[2][3].finetune.steps == 20
+
+
+REGIMES = ("natural",)  # with its finetune and the control: the finetune waits for its base
+
+
+def sweep(store, **kwargs) -> pd.DataFrame:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GROKCIRCUIT_RUNS", str(store))
+        return rep.reproduce("ci", seeds=(0,), regimes=REGIMES, progress=False, out=store / "summary.csv",
+                             overrides=FAST, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    store = tmp_path_factory.mktemp("serial")
+    return store, sweep(store)
+
+
+def assert_same_runs(rows: pd.DataFrame, store, serial) -> None:
+    """The runs of `rows` trained in `store` equal the serial ones bit for bit, and so do their summary rows."""
+    serial_store, serial_rows = serial
+    expected = serial_rows[serial_rows.run_id.isin(rows.run_id)].reset_index(drop=True)
+    assert len(rows) and list(rows.run_id) == list(expected.run_id)
+    for *_, cfg in rep.plan("ci", (0,), REGIMES, True, FAST):
+        if cfg.run_id in set(rows.run_id):
+            a, b = Run(cfg, serial_store).ema_state(), Run(cfg, store).ema_state()
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    measured = [c for c in rows.columns if c != "train_seconds"]
+    records = lambda f: f[measured].astype(object).where(f[measured].notna(), None).to_dict("records")  # noqa: E731
+    assert records(rows) == records(expected)
+
+
+def test_two_jobs_match_the_serial_sweep(serial, tmp_path):
+    rows = sweep(tmp_path, jobs=2)
+    assert len(rows) == 3  # the pretraining run, its finetune and the control
+    assert_same_runs(rows, tmp_path, serial)
+
+
+def test_submitit_jobs_match_the_serial_sweep(serial, tmp_path):
+    with pytest.MonkeyPatch.context() as mp:  # the executor keeps its logs in the run store
+        mp.setenv("GROKCIRCUIT_RUNS", str(tmp_path))
+        executor = rep.cluster_executor("local")
+    assert_same_runs(sweep(tmp_path, executor=executor, finetune=False), tmp_path, serial)
+    assert (tmp_path / "submitit").is_dir()

@@ -71,10 +71,16 @@ def cmd_train(args: argparse.Namespace, finetune: bool = False) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from .reproduce import cluster_executor, reproduce
 
+    executor = None
+    if args.executor != "local":
+        executor = cluster_executor("slurm" if args.executor == "slurm" else "local", args.threads, args.partition,
+                                    args.gpus_per_job, args.timeout_min)
+    jobs = args.jobs or (1 if executor is None else 1000)
     frame = reproduce(args.preset, tuple(args.seeds), tuple(args.regimes), finetune=not args.no_finetune,
-                      stored_only=args.stored_only, progress=not args.quiet)
+                      stored_only=args.stored_only, progress=not args.quiet, jobs=jobs, threads=args.threads,
+                      executor=executor, overrides=_overrides(args.set))
     if frame.empty:
         print("no finished runs to summarize")
         return 1
@@ -160,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--stored-only", action="store_true",
                      help="summarize the finished runs already in the store; train nothing")
     rep.add_argument("--quiet", action="store_true")
+    rep.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                     help="override a config field of every run")
+    rep.add_argument("--jobs", type=int, default=None,
+                     help="runs trained at a time (default: 1 locally, every ready run on a cluster)")
+    rep.add_argument("--threads", type=int, default=1, help="torch threads per run when runs train in parallel")
+    rep.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
+                     help="local processes, Slurm jobs through submitit, or submitit's local executor")
+    rep.add_argument("--partition", default=None, help="Slurm partition")
+    rep.add_argument("--gpus-per-job", type=int, default=0, help="GPUs per Slurm job")
+    rep.add_argument("--timeout-min", type=int, default=24 * 60, help="time limit of a Slurm job")
     rep.set_defaults(func=cmd_reproduce)
 
     r = sub.add_parser("runs", help="list the run store")
