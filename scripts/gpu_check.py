@@ -41,7 +41,7 @@ from grokcircuit.train import build_task, eval_queries, train
 TRM = {"data.entities": 200, "data.relations": 40, "data.ood_fraction": 0.05, "data.phi": 18.0,
        "model.arch": "trm", "model.d_model": 256, "model.h_cycles": 2, "model.l_cycles": 6, "model.prefix_len": 0,
        "model.q_halt_weight": 0, "model.mlp_multiple": 64, "train.batch_size": 512, "train.warmup_steps": 500}
-COMMON = {"train.grokfast_from": 0, "train.eval_size": 1000, "train.snapshots": False}
+COMMON = {"train.grokfast_from": 0, "train.grokfast_init": "zero", "train.eval_size": 1000, "train.snapshots": False}
 EVAL_EVERY = 1000  # steps between evaluations
 CALIBRATE = 1000  # steps trained before the throughput is measured
 

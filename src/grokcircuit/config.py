@@ -19,6 +19,7 @@ from typing import Any
 REGIMES = ("natural", "both_hop_full", "both_hop_half", "first_hop_full", "second_hop_full")
 ARCHS = ("trm", "looped")
 KEEP_POLICIES = ("code", "paper")
+GROKFAST_INITS = ("gradient", "zero")
 
 
 class ConfigError(ValueError):
@@ -143,6 +144,7 @@ class TrainConfig:
     grokfast_alpha: float = 0.0  # > 0: Grokfast-EMA gradient filter (Lee et al. 2024), pretraining only
     grokfast_lamb: float = 2.0  # the filter adds lamb * EMA(gradient) to each gradient
     grokfast_from: int = 0  # the step at which the filter switches on
+    grokfast_init: str = "gradient"  # the filter's average starts at the first gradient (a jump) or at "zero"
     device: str = "auto"  # "auto", "cpu" or "cuda"; not part of the run id
     compile: bool = False  # torch.compile on cuda; not part of the run id
     snapshots: bool = True  # keep the EMA weights of every evaluation; not part of the run id
@@ -171,6 +173,8 @@ class TrainConfig:
             raise _bad("train.grokfast_lamb", self.grokfast_lamb, ">= 0")
         if self.grokfast_from < 0:
             raise _bad("train.grokfast_from", self.grokfast_from, ">= 0")
+        if self.grokfast_init not in GROKFAST_INITS:
+            raise _bad("train.grokfast_init", self.grokfast_init, "one of " + ", ".join(GROKFAST_INITS))
         if self.device not in ("auto", "cpu", "cuda"):
             raise _bad("train.device", self.device, "'auto', 'cpu' or 'cuda'")
 
@@ -241,7 +245,8 @@ class RunConfig:
 NON_SEMANTIC = {("train", "device"), ("train", "compile"), ("train", "snapshots")}
 # Fields added after runs existed: left out of the run id while they hold their default, so earlier ids stay valid.
 ADDED_LATER = {("model", "positions"): "learned", ("train", "epochs"): 0.0, ("train", "eval_every_epochs"): 0.0,
-               ("train", "grokfast_alpha"): 0.0, ("train", "grokfast_lamb"): 2.0, ("train", "grokfast_from"): 0}
+               ("train", "grokfast_alpha"): 0.0, ("train", "grokfast_lamb"): 2.0, ("train", "grokfast_from"): 0,
+               ("train", "grokfast_init"): "gradient"}
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -23,6 +23,10 @@ THREE_PASSES = {**SMALL, **GROKFAST, "model.loops": "3"}  # the filtered model w
 TRM = {**SMALL, **GROKFAST, "model.arch": "trm", "model.h_cycles": "2", "model.l_cycles": "2", "model.prefix_len": "0",
        "model.q_halt_weight": "0", "model.mlp_multiple": "16"}  # the paper's architecture, at the filtered scale
 
+ZERO = {**GROKFAST, "train.grokfast_init": "zero"}  # the filter's average starts at zero: no jump at switch-on
+ZERO_FROM0 = {**ZERO, "train.grokfast_from": "0"}
+UNTIED = {"model.tie_embeddings": "false"}
+
 # name -> (regime, overrides of the cpu preset, why)
 CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "looped2x2-wd1": ("natural", {**E100, "train.steps": "16000", "train.weight_decay": "1.0"},
@@ -92,6 +96,22 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "5.0",
                                               "train.grokfast_from": "6000"},
                                   "a stronger filter (lambda 5): the Grokfast OOD exact match plateaued near 0.45"),
+    # the recipe without the collapse: the filter's average starts at zero (the readouts of `probe` and the
+    # entity-restricted lens are logged from here on)
+    "zero-natural": ("natural", {**SMALL, **ZERO, "train.steps": "60000"},
+                     "the preset with the filter's average started at zero: does training still collapse at 6,000?"),
+    "zero-from0-natural": ("natural", {**SMALL, **ZERO_FROM0, "train.steps": "60000"},
+                           "the filter from step 0 (zero start): no switch-on at all"),
+    "zero-from0-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0},
+                               "the tied looped model under the new recipe, second-hop-full (compare untied)"),
+    "zero-from0-both-full": ("both_hop_full", {**SMALL, **ZERO_FROM0}, "the no-wait regime under the new recipe"),
+    # hypothesis 1: untied embeddings (the lens no longer reads the storage code by construction)
+    "untied-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, **UNTIED},
+                           "untied head, second-hop-full: lens-fake and circuit-real, or fake grokking proper?"),
+    "untied-second-full-s1": ("second_hop_full", {**SMALL, **ZERO_FROM0, **UNTIED, "train.seed": "1",
+                                                  "data.seed": "1"}, "untied second-hop-full, seed 1"),
+    "untied-natural": ("natural", {**SMALL, **ZERO_FROM0, **UNTIED, "train.steps": "60000"},
+                       "untied head, natural regime: does it still grok?"),
 }
 
 THREE_PASS_BASE = {"model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k and its regimes
