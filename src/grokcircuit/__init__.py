@@ -12,8 +12,8 @@ from .encode import encode
 from .finetune import CATEGORIES, build_finetune_set
 from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, run_lens, target_found
 from .model import build_model, stage_label, stage_names
-from .runs import Run, RunCorrupted, get_or_train, list_runs, open_run, runs_root
-from .train import build_task, train
+from .runs import Run, RunCorrupted, list_runs, open_run, runs_root
+from .train import build_task, get_or_train, train
 from .experiments import as_list, finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
 from .findings import (CRITERIA, Criterion, criteria_table, judge_seeds, milestones, summarize_finetune,
                        summarize_pretrain)

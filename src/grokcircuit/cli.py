@@ -63,7 +63,7 @@ def _summary(run) -> dict:
 
 
 def cmd_train(args: argparse.Namespace, finetune: bool = False) -> int:
-    from .runs import get_or_train
+    from .train import get_or_train
 
     run = get_or_train(_run_config(args, finetune), progress=not args.quiet)
     print(json.dumps(_summary(run)))

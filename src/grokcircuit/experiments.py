@@ -10,7 +10,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from .config import RunConfig, preset as make_preset
-from .runs import Run, get_or_train
+from .runs import Run
+from .train import get_or_train
 
 
 def as_list(value: Any) -> list:

@@ -35,7 +35,8 @@ from tqdm import tqdm
 from .config import REGIMES, RunConfig, preset
 from .experiments import backfill, finetune_config
 from .findings import FINDING_OF, bridge_metric, judge_seeds, summarize_finetune, summarize_pretrain
-from .runs import Run, get_or_train, open_run, results_dir, runs_root, upsert_csv
+from .runs import Run, open_run, results_dir, runs_root, upsert_csv
+from .train import get_or_train
 
 KEY = ["finding", "regime", "seed"]
 

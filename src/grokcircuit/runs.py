@@ -238,12 +238,3 @@ def list_runs(root: Path | None = None) -> pd.DataFrame:
             rows.append({"run_id": cfg_path.parent.name, "status": f"corrupted: {exc}"})
     return pd.DataFrame(rows)
 
-
-def get_or_train(cfg: RunConfig, progress: bool = True, root: Path | None = None) -> Run:
-    """A finished run for `cfg`: reused when present, else trained (resuming a partial run)."""
-    from .train import train  # the trainer writes through this store
-
-    run = open_run(cfg, root)
-    if run.status() != "finished" or run.load_checkpoint() is None:
-        train(cfg, run, progress=progress)
-    return run

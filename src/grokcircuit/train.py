@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from .finetune import build_finetune_set
 from .lens import Queries, exact_match, lens_metrics, run_lens
 from .model import autocast_for, build_model, sequence_loss
 from .probe import bridge_probe, probe_stages
-from .runs import Run, get_or_train
+from .runs import Run, open_run
 
 TRAIN_ACC_SPLITS = ("id_atomic", "ood_atomic", "train_inferred")
 LENS_SPLITS = ("test_inferred_iid", "test_inferred_ood", "new_old", "old_new", "new_new")
@@ -295,4 +296,12 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
             loss_n = 0
             model.train()
     bar.close()
+    return run
+
+
+def get_or_train(cfg: RunConfig, progress: bool = True, root: Path | None = None) -> Run:
+    """A finished run for `cfg`: reused when present, else trained (resuming a partial run)."""
+    run = open_run(cfg, root)
+    if run.status() != "finished" or run.load_checkpoint() is None:
+        train(cfg, run, progress=progress)
     return run
