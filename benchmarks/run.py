@@ -10,10 +10,11 @@ One row per (configuration, variant, device). Configurations: the `ci`, `cpu` an
 H2 x L2, 16 prefix slots, 5 tokens, vocabulary 222 + PAD, batch 256, fp32, stablemax + AdamW).
 
 The timed step is the training loop's own: batch indexing through `grokcircuit.train.Batches`, the LR of
-`lr_at`, the model forward, `grokcircuit.model.sequence_loss`, backward, the AdamW step with train.py's settings
-and the EMA update `grokcircuit.train.EMA.update`; a few steps are run first as warm-up. Variants change one
-thing each and are measured the same way (see VARIANTS). Each row runs in a fresh process (spawn) so that its
-peak RSS is its own; `--no-isolate` runs everything in this process.
+`lr_at`, and `grokcircuit.train.train_step` (forward, loss, backward, the gradient filter when the preset has one,
+the AdamW step of `make_optimizer`, the EMA update); a few steps are run first as warm-up. Variants change one
+thing each and are measured the same way (see VARIANTS). The lens and bridge-probe timings run
+`grokcircuit.lens.run_lens` and `grokcircuit.probe.probe_stages` on the EMA model. Each row runs in a fresh
+process (spawn) so that its peak RSS is its own; `--no-isolate` runs everything in this process.
 
 Nothing here needs a GPU. When CUDA is available (and `--devices` asks for it) the same rows run on cuda with
 bf16 autocast, as `grokcircuit.train` does there.
@@ -35,17 +36,19 @@ import numpy as np
 import torch
 
 from grokcircuit.config import DataConfig, ModelConfig, RunConfig, TrainConfig, preset
-from grokcircuit.data import choose, make_dataset, vocab_size
+from grokcircuit.data import Items, choose, make_dataset, vocab_size
 from grokcircuit.encode import encode, layout_of
+from grokcircuit.flops import train_flops_per_step
 from grokcircuit.lens import Queries, run_lens
-from grokcircuit.model import build_model, count_params, sequence_loss
-from grokcircuit.train import EMA, Batches, GradFilter, Schedule, lr_at, train_step
+from grokcircuit.model import autocast_for, build_model, count_params, sequence_loss
+from grokcircuit.probe import probe_stages
+from grokcircuit.train import EMA, Batches, GradFilter, Schedule, lr_at, make_optimizer, train_step
 
 COLUMNS = [
     "config", "variant", "device", "dtype", "threads", "batch", "params", "steps",
     "samples_per_s", "s_per_step", "cpu_s_per_step", "flops_per_step", "flops_source", "achieved_flops_per_s",
     "peak_matmul_flops_per_s", "mfu", "lens_queries", "lens_stages", "lens_query_stages_per_s",
-    "lens_s_per_2000", "compile_s", "peak_rss_mb", "cuda_peak_mb", "loadavg", "note",
+    "lens_s_per_2000", "probe_s_per_2000", "compile_s", "peak_rss_mb", "cuda_peak_mb", "loadavg", "note",
 ]
 
 CONFIGS = ("ci", "cpu", "paper", "matched-official")
@@ -53,8 +56,8 @@ CONFIGS = ("ci", "cpu", "paper", "matched-official")
 # name -> what it changes relative to the training loop of grokcircuit.train
 VARIANTS = {
     "baseline": "as grokcircuit.train: AdamW defaults (for-loop on CPU, foreach on CUDA)",
-    "foreach": "torch.optim.AdamW(..., foreach=True)",
-    "fused": "torch.optim.AdamW(..., fused=True)",
+    "foreach": "AdamW with foreach=True (set on make_optimizer's parameter group)",
+    "fused": "AdamW with fused=True (set on make_optimizer's parameter group)",
     "compile": "fwd = torch.compile(model) (forward only, as train.compile does on cuda)",
     "mm-high": 'torch.set_float32_matmul_precision("high")',
     "mm-medium": 'torch.set_float32_matmul_precision("medium")',
@@ -147,20 +150,14 @@ def count_flops(model: torch.nn.Module, cfg: RunConfig, tokens: torch.Tensor, la
 
 def flops_per_step(model: torch.nn.Module, cfg: RunConfig, vocab: int, tokens: torch.Tensor,
                    labels: torch.Tensor, batch: int, autocast: Any, source: str) -> tuple[float, str]:
-    """(FLOPs of one training step, where the number comes from). `source`: auto, analytic or counter."""
-    if source in ("auto", "analytic"):
-        try:
-            from grokcircuit.flops import train_flops_per_step
-        except ImportError:
-            if source == "analytic":
-                raise
-        else:
-            return float(train_flops_per_step(cfg.model, batch, vocab)), "grokcircuit.flops"
+    """(FLOPs of one training step, where the number comes from). `source`: analytic or counter."""
+    if source == "analytic":
+        return float(train_flops_per_step(cfg.model, batch, vocab)), "grokcircuit.flops"
     return count_flops(model, cfg, tokens, labels, batch, autocast), "FlopCounterMode"
 
 
-def lens_queries(task_items, n: int, cfg: RunConfig, device: torch.device) -> Queries:
-    """`n` training queries of the configuration's data (repeated when the set is smaller)."""
+def lens_queries(task_items: Items, n: int, cfg: RunConfig, device: torch.device) -> Queries:
+    """`n` queries of `task_items` (repeated when the set is smaller)."""
     rng = np.random.default_rng([cfg.train.seed, 77])
     idx = np.sort(choose(rng, len(task_items), n))
     if len(idx) < n:
@@ -185,7 +182,7 @@ class Setup:
         self.name, self.variant, self.dev = name, variant, dev
         self.cfg = cfg = run_config(name)
         self.batch = batch or cfg.train.batch_size
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
+        self.autocast = autocast_for(dev)
         self.data = make_dataset(cfg.data)
         self.tokens, self.labels = (torch.as_tensor(a, device=dev) for a in encode(
             self.data.train, layout_of(cfg.model.arch), cfg.data.entities, cfg.data.relations))
@@ -195,9 +192,9 @@ class Setup:
         torch.manual_seed(cfg.train.seed)
         self.model = build_model(cfg.model, self.vocab).to(dev)
         self.ema = EMA(self.model, cfg.train.ema_decay)
-        extra = {"foreach": {"foreach": True}, "fused": {"fused": True}}.get(variant, {})
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, betas=(0.9, 0.95), eps=1e-8,
-                                     weight_decay=cfg.train.weight_decay, **extra)
+        self.opt = make_optimizer(self.model, cfg, cfg.train.lr)
+        if variant in ("foreach", "fused"):
+            self.opt.param_groups[0][variant] = True
         self.fwd = torch.compile(self.model) if variant == "compile" else self.model
         t = cfg.train  # the gradient filter, when the preset has one, as it runs after `grokfast_from`
         self.grad_filter = GradFilter(self.model, t.grokfast_alpha, t.grokfast_lamb) if t.grokfast_alpha > 0 else None
@@ -221,31 +218,11 @@ class Setup:
                 torch.set_float32_matmul_precision(precision)
                 torch.set_num_threads(threads)
 
-    def step(self, i: int, prof: bool = False) -> None:
-        """One step of grokcircuit.train's loop: `train_step` itself, or (`prof`) the same operations with
-        their phases labelled for torch.profiler."""
-        cfg, opt = self.cfg, self.opt
+    def step(self, i: int, fwd: Any = None) -> None:
+        """One step of grokcircuit.train's loop (`fwd`: a stand-in for the forward, e.g. one that labels it)."""
         idx = self.batches.indices(i)
-        if not prof:
-            train_step(self.model, self.fwd, opt, self.ema, self.tokens[idx], self.labels[idx], cfg,
-                       lr_at(i, self.sched), self.autocast, self.grad_filter)
-            return
-        for group in opt.param_groups:
-            group["lr"] = lr_at(i, self.sched)
-        with phase("forward", prof), self.autocast:
-            out = self.fwd(self.tokens[idx])
-        with phase("loss", prof):
-            loss = sequence_loss(out, self.labels[idx], cfg.model)
-        with phase("backward", prof):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        if self.grad_filter is not None:
-            with phase("filter", prof):
-                self.grad_filter.apply()
-        with phase("optimizer", prof):
-            opt.step()
-        with phase("ema", prof):
-            self.ema.update()
+        train_step(self.model, fwd or self.fwd, self.opt, self.ema, self.tokens[idx], self.labels[idx], self.cfg,
+                   lr_at(i, self.sched), self.autocast, self.grad_filter)
 
     def timed(self, start: int, n: int) -> tuple[list[float], list[float]]:
         """(wall seconds, process CPU seconds) of steps start .. start + n - 1, each synchronised.
@@ -262,12 +239,16 @@ class Setup:
         return wall, cpu
 
 
-def phase(name: str, on: bool):
-    return torch.profiler.record_function(name) if on else contextlib.nullcontext()
+def labelled(fwd: Any) -> Any:
+    """`fwd` under the torch.profiler label "forward"."""
+    def forward(tokens: torch.Tensor) -> Any:
+        with torch.profiler.record_function("forward"):
+            return fwd(tokens)
+    return forward
 
 
 def bench(name: str, variant: str = "baseline", device: str = "cpu", plan: Plan | None = None,
-          threads: int | None = None, flops_source: str = "auto", profile: int = 0,
+          threads: int | None = None, flops_source: str = "analytic", profile: int = 0,
           quick: bool = True) -> dict[str, Any]:
     """Measure one row. `profile` > 0: also run that many steps under torch.profiler and print the results."""
     if threads:
@@ -288,7 +269,8 @@ def bench(name: str, variant: str = "baseline", device: str = "cpu", plan: Plan 
     s_step, cpu_step = statistics.median(wall), statistics.median(cpu)
     if profile:
         with su.settings():
-            print_profile(name, variant, dev, lambda i: su.step(i, prof=True), plan.warmup + plan.steps, profile)
+            print_profile(name, variant, dev, lambda i: su.step(i, labelled(su.fwd)), plan.warmup + plan.steps,
+                          profile)
     with su.settings():
         q = lens_queries(su.data.train, plan.lens_queries, cfg, dev)
         run_lens(su.ema.model, lens_queries(su.data.train, 8, cfg, dev))  # warm-up
@@ -297,6 +279,10 @@ def bench(name: str, variant: str = "baseline", device: str = "cpu", plan: Plan 
         res = run_lens(su.ema.model, q)
         sync(dev)
         lens_s = time.perf_counter() - t
+        two_hop = lens_queries(su.data.probes["train_inferred"], plan.lens_queries, cfg, dev)
+        t = time.perf_counter()
+        probe_stages(su.ema.model, two_hop, {"train_inferred": two_hop})  # fit on the queries, then score them
+        probe_s = time.perf_counter() - t
     first = warm[0] if warm else None
 
     notes = []
@@ -311,11 +297,13 @@ def bench(name: str, variant: str = "baseline", device: str = "cpu", plan: Plan 
     return {
         "config": name, "variant": variant, "device": dev.type, "dtype": dtype, "threads": threads_used,
         "batch": batch, "params": count_params(su.model), "steps": plan.steps,
-        "samples_per_s": batch / s_step, "s_per_step": s_step, "cpu_s_per_step": cpu_step, "flops_per_step": flops, "flops_source": source,
+        "samples_per_s": batch / s_step, "s_per_step": s_step, "cpu_s_per_step": cpu_step,
+        "flops_per_step": flops, "flops_source": source,
         "achieved_flops_per_s": achieved, "peak_matmul_flops_per_s": peak, "mfu": achieved / peak,
         "lens_queries": plan.lens_queries, "lens_stages": len(res.stages),
         "lens_query_stages_per_s": plan.lens_queries * len(res.stages) / lens_s,
         "lens_s_per_2000": lens_s * 2000 / plan.lens_queries,
+        "probe_s_per_2000": probe_s * 2000 / plan.lens_queries,
         "compile_s": (first - s_step) if variant == "compile" and first is not None else "",
         "peak_rss_mb": rss_mb,
         "cuda_peak_mb": torch.cuda.max_memory_allocated(dev) / 2 ** 20 if on_cuda else "",
@@ -330,15 +318,17 @@ def print_profile(name: str, variant: str, dev: torch.device, step, start: int, 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with profile(activities=acts) as prof:
         for i in range(start, start + n):
-            step(i)
-        sync(dev)
+            with torch.profiler.record_function("step"):
+                step(i)
+            sync(dev)
     avg = prof.key_averages()
     key = "self_cuda_time_total" if dev.type == "cuda" else "self_cpu_time_total"
-    names = ("forward", "loss", "backward", "filter", "optimizer", "ema")
-    phases = {e.key: e.cpu_time_total for e in avg if e.key in names}
-    total = sum(phases.values()) or 1.0
+    times = {e.key: e.cpu_time_total for e in avg}
+    total = times["step"]
+    phases = {"forward": times["forward"], "optimizer": times.get("Optimizer.step#AdamW.step", 0.0)}
+    phases["loss, backward, filter, EMA"] = total - sum(phases.values())
     print(f"\n== profile: {name} [{variant}] on {dev.type}, {n} steps, loadavg {os.getloadavg()[0]:.2f} ==")
-    print("phases (wall time inside each, share of the step): " + ", ".join(
+    print(f"step {total / n / 1e3:.1f} ms; phases (wall time inside each, share of the step): " + ", ".join(
         f"{k} {v / n / 1e3:.1f} ms ({v / total:.0%})" for k, v in phases.items()))
     print(avg.table(sort_by=key, row_limit=top, max_name_column_width=50))
 
@@ -400,7 +390,8 @@ def _fmt(col: str, v: Any) -> str:
             return f"{v:.3f}"
         if col in ("flops_per_step", "achieved_flops_per_s", "peak_matmul_flops_per_s", "lens_query_stages_per_s"):
             return f"{v:.3g}"
-        if col in ("s_per_step", "s_per_step_min", "cpu_s_per_step", "lens_s_per_2000", "compile_s"):
+        if col in ("s_per_step", "s_per_step_min", "cpu_s_per_step", "lens_s_per_2000", "probe_s_per_2000",
+                   "compile_s"):
             return f"{v:.4g}"
         return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
     return str(v)
@@ -409,7 +400,7 @@ def _fmt(col: str, v: Any) -> str:
 SHOWN = ["config", "variant", "device", "dtype", "threads", "batch", "params", "samples_per_s", "s_per_step",
          "cpu_s_per_step",
          "flops_per_step", "achieved_flops_per_s", "peak_matmul_flops_per_s", "mfu", "lens_query_stages_per_s",
-         "lens_s_per_2000", "compile_s", "peak_rss_mb", "cuda_peak_mb", "loadavg"]
+         "lens_s_per_2000", "probe_s_per_2000", "compile_s", "peak_rss_mb", "cuda_peak_mb", "loadavg"]
 
 
 def format_table(rows: list[dict[str, Any]], shown: list[str] | None = None) -> str:
@@ -455,10 +446,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--devices", default="auto", help="cpu, cuda, or auto (cpu, plus cuda when available)")
     p.add_argument("--steps", type=int, help="timed steps per row (default: per configuration)")
     p.add_argument("--warmup", type=int, help="warm-up steps per row (default: per configuration)")
-    p.add_argument("--lens-queries", type=int, help="queries for the lens timing (default 2000; fewer for paper)")
+    p.add_argument("--lens-queries", type=int,
+                   help="queries for the lens and probe timings (default 2000; fewer for paper)")
     p.add_argument("--paper-batch", type=int, help="batch of the paper row (default on CPU: 4 quick, 8 otherwise)")
-    p.add_argument("--flops", choices=("auto", "analytic", "counter"), default="auto",
-                   help="FLOPs/step from grokcircuit.flops (auto: when importable) or from FlopCounterMode")
+    p.add_argument("--flops", choices=("analytic", "counter"), default="analytic",
+                   help="FLOPs/step from grokcircuit.flops or counted by FlopCounterMode")
     p.add_argument("--profile", type=int, default=0, metavar="STEPS",
                    help="also profile STEPS steps of each row with torch.profiler and print the top costs")
     p.add_argument("--compare", metavar="VARIANTS",
