@@ -1,5 +1,7 @@
 """Config: presets, overrides, validation, run ids and epoch-based schedules."""
 import dataclasses
+import hashlib
+import json
 
 import pytest
 
@@ -16,6 +18,19 @@ def test_round_trip_and_stable_hash():
     assert gc.preset("cpu", regime="natural").run_id != gc.preset("cpu", regime="both_hop_full").run_id
 
 
+def test_data_config_spells_its_regime_once():
+    """The CLI's hyphens become underscores in the config itself, so the run id cannot tell them apart."""
+    assert gc.DataConfig(regime="second-hop-full").regime == "second_hop_full"
+    hyphen = gc.preset("cpu", regime="second-hop-full")
+    assert hyphen.data.regime == "second_hop_full"
+    assert hyphen.run_id == gc.preset("cpu", regime="second_hop_full").run_id
+    assert gc.override(hyphen, **{"data.regime": "both-hop-half"}).data.regime == "both_hop_half"
+    assert from_dict(json.loads(json.dumps({**to_dict(hyphen), "data": {**to_dict(hyphen)["data"],
+                                                                        "regime": "second-hop-full"}}))) == hyphen
+    with pytest.raises(ConfigError, match="data.regime"):
+        gc.DataConfig(regime="sideways").validate()
+
+
 def test_non_semantic_fields_do_not_change_the_run_id():
     cfg = gc.preset("ci")
     for key, value in {"train.device": "cpu", "train.compile": "true", "train.snapshots": "false"}.items():
@@ -25,11 +40,8 @@ def test_non_semantic_fields_do_not_change_the_run_id():
 def test_fields_added_later_keep_earlier_ids_while_at_their_default():
     cfg = gc.preset("ci")  # every field added later at its default
     legacy = to_dict(cfg)
-    for section, name in (("model", "positions"), ("train", "epochs"), ("train", "eval_every_epochs"),
-                          ("train", "grokfast_alpha"), ("train", "grokfast_lamb"), ("train", "grokfast_from")):
+    for section, name in gc.config.ADDED_LATER:
         legacy[section].pop(name)
-    import hashlib
-    import json
     blob = json.dumps({k: {f: v for f, v in d.items() if (k, f) not in gc.config.NON_SEMANTIC} if d else d
                        for k, d in legacy.items()}, sort_keys=True, separators=(",", ":"))
     assert cfg.run_id == hashlib.sha256(blob.encode()).hexdigest()[:12]

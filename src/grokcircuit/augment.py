@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import DataConfig, normalize_regime
+from .config import DataConfig
 from .data import AUGMENT_STREAM, Graph, Items, round_half_up
 
 # regime -> (hop-1 ratio, hop-1 uses k, hop-2 ratio, hop-2 uses k); "half" regimes use k // 2
@@ -27,7 +27,6 @@ REGIME_SPECS: dict[str, tuple[float, bool, float, bool]] = {
 
 def regime_params(regime: str, aug_k: int) -> tuple[float, int, float, int]:
     """(hop1_ratio, hop1_k, hop2_ratio, hop2_k) of a named regime."""
-    regime = normalize_regime(regime)
     r1, use1, r2, use2 = REGIME_SPECS[regime]
     k = aug_k // 2 if regime.endswith("_half") else aug_k
     return r1, k if use1 else 0, r2, k if use2 else 0

@@ -1,6 +1,7 @@
-"""Command line: `grokcircuit data|train|finetune|runs|lens`, each calling one package function.
+"""Command line: `grokcircuit data|train|finetune|reproduce|runs|lens`, each calling one package function.
 
-Any config field can be overridden with `--set section.field=value` (e.g. `--set train.lr=1e-3`).
+Any config field can be overridden with `--set section.field=value` (e.g. `--set train.lr=1e-3`). An expected
+error (a bad value, a missing or corrupted run) is one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
+
+import torch
 
 from . import __version__
-from .config import REGIMES, ConfigError, DataConfig, RunConfig, from_dict, normalize_regime, preset
+from .config import FINETUNE_PRESETS, REGIMES, ConfigError, DataConfig, RunConfig, override, preset
+from .data import make_dataset, vocab_size
+from .encode import layout_of
+from .lens import Queries, lens_metrics, run_lens
+from .model import build_model
+from .runs import RunCorrupted, list_runs, load_run
+from .train import build_task, get_or_train
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -24,11 +34,9 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import make_dataset
-
     cfg = DataConfig(entities=args.entities, relations=args.relations, out_degree=args.out_degree,
                      ood_fraction=args.ood_fraction, phi=args.phi, id_test_prob=args.id_test_prob,
-                     regime=normalize_regime(args.regime), aug_k=args.aug_k, seed=args.seed)
+                     regime=args.regime, aug_k=args.aug_k, seed=args.seed)
     cfg.validate()
     t0 = time.perf_counter()
     ds = make_dataset(cfg)
@@ -39,15 +47,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def _run_config(args: argparse.Namespace, finetune: bool = False) -> RunConfig:
     if getattr(args, "base", None):
-        from dataclasses import replace
-
-        from .config import FINETUNE_PRESETS, override
-        from .runs import runs_root
-
-        path = runs_root() / args.base / "config.json"
-        if not path.exists():
-            raise ConfigError(f"invalid --base={args.base!r}: no such run under {runs_root()}")
-        base = from_dict(json.loads(path.read_text()))
+        base = load_run(args.base).cfg
         ft = replace(FINETUNE_PRESETS[args.preset], seed=base.train.seed, from_scratch=args.from_scratch)
         return override(replace(base, finetune=ft), **_overrides(args.set)).validate()
     return preset(args.preset, regime=args.regime, seed=args.seed, finetune=finetune,
@@ -63,8 +63,6 @@ def _summary(run) -> dict:
 
 
 def cmd_train(args: argparse.Namespace, finetune: bool = False) -> int:
-    from .train import get_or_train
-
     run = get_or_train(_run_config(args, finetune), progress=not args.quiet)
     print(json.dumps(_summary(run)))
     return 0
@@ -91,28 +89,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from .runs import list_runs
-
     frame = list_runs()
     print(frame.to_string(index=False) if len(frame) else "no runs yet")
     return 0
 
 
 def cmd_lens(args: argparse.Namespace) -> int:
-    import torch
-
-    from .data import vocab_size
-    from .encode import layout_of
-    from .lens import Queries, lens_metrics, run_lens
-    from .model import build_model
-    from .runs import Run, runs_root
-    from .train import build_task
-
-    path = runs_root() / args.run / "config.json"
-    if not path.exists():
-        raise ConfigError(f"invalid run={args.run!r}: no such run under {runs_root()}")
-    cfg = from_dict(json.loads(path.read_text()))
-    run = Run(cfg)
+    run = load_run(args.run)
+    cfg = run.cfg
     task = build_task(cfg)
     model = build_model(cfg.model, vocab_size(task.entities, task.relations))
     model.load_state_dict(run.ema_state(args.step))
@@ -193,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, RunCorrupted, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -53,6 +53,9 @@ class DataConfig:
     aug_k: int = 18  # compositions per exposed OOD fact in the "full" regimes (k // 2 in "half")
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regime", str(self.regime).replace("-", "_"))  # the CLI's spelling, once
+
     def max_phi(self) -> float:
         """Largest phi the expected ID-ID path pool supports."""
         return self.out_degree * (1 - self.ood_fraction) * (1 - self.id_test_prob)
@@ -72,7 +75,8 @@ class DataConfig:
             raise _bad("data.phi", self.phi, f"in [0, {self.max_phi():.3f}] for out_degree={self.out_degree}")
         if self.probe_size < 1:
             raise _bad("data.probe_size", self.probe_size, ">= 1")
-        normalize_regime(self.regime)
+        if self.regime not in REGIMES:
+            raise _bad("data.regime", self.regime, "one of " + ", ".join(REGIMES))
         if self.aug_k < 0:
             raise _bad("data.aug_k", self.aug_k, ">= 0")
         if self.seed < 0:
@@ -281,7 +285,6 @@ def config_hash(cfg: RunConfig) -> str:
     for (section, name), default in ADDED_LATER.items():
         if d[section].get(name) == default:
             d[section].pop(name)
-    d["data"]["regime"] = normalize_regime(d["data"]["regime"])
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -320,8 +323,6 @@ def override(cfg: RunConfig, **dotted: Any) -> RunConfig:
             value = _coerce(value, getattr(sub, name))
         except ValueError as exc:
             raise ConfigError(f"invalid {key}={value!r}: {exc}") from None
-        if section == "data" and name == "regime":
-            value = normalize_regime(value)
         sections[section] = replace(sub, **{name: value})
     return RunConfig(**sections)
 
@@ -378,7 +379,7 @@ def preset(name: str, regime: str = "natural", seed: int = 0, finetune: bool = F
     """The named preset for one regime and seed, with optional dotted overrides, validated."""
     if name not in PRESETS:
         raise _bad("preset", name, "one of " + ", ".join(PRESETS))
-    cfg = PRESETS[name](normalize_regime(regime), int(seed))
+    cfg = PRESETS[name](regime, int(seed))
     if finetune or from_scratch:
         cfg = replace(cfg, finetune=replace(FINETUNE_PRESETS[name], seed=int(seed), from_scratch=from_scratch))
     return override(cfg, **overrides).validate()

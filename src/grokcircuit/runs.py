@@ -218,6 +218,21 @@ class Run:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def load_run(run_id: str, root: Path | None = None) -> Run:
+    """The stored run `run_id`; FileNotFoundError when there is none, `RunCorrupted` when its config is unusable."""
+    root = root or runs_root()
+    path = root / run_id / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no run {run_id!r} under {root} (see `grokcircuit runs`)")
+    try:
+        cfg = from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunCorrupted(f"run {run_id}: unreadable config.json ({exc}); delete {path.parent}") from None
+    if cfg.run_id != run_id:
+        raise RunCorrupted(f"run {run_id}: config.json describes run {cfg.run_id}; delete {path.parent}")
+    return Run(cfg, root)
+
+
 def open_run(cfg: RunConfig, root: Path | None = None) -> Run:
     return Run(cfg.validate(), root).create()
 
