@@ -20,7 +20,8 @@ import pandas as pd
 import grokcircuit as gc
 from grokcircuit.encode import layout_of
 from grokcircuit.experiments import backfill
-from grokcircuit.findings import bridge_metric, summarize_pretrain
+from grokcircuit import paths
+from grokcircuit.findings import bridge_metric, readout_columns, summarize_pretrain
 from grokcircuit.runs import results_dir, upsert_csv
 from grokcircuit.search import CANDIDATES
 
@@ -28,22 +29,32 @@ OUT = results_dir("cpu") / "search.csv"
 CURVES = results_dir("cpu") / "search"
 
 
-def patching(run: gc.Run) -> dict:
-    """Activation patching at the r1 slot of the final EMA model: the largest share of OOD and ID test answers
-    that follow a donor query's bridge, over stages, and the stage where it peaks (`grokcircuit.paths`)."""
+def patching(run: gc.Run, step: int | None = None) -> dict:
+    """Activation patching of the EMA model at `step` (default: the final one; `grokcircuit.paths`): the largest
+    share of OOD and ID test answers that follow a donor's bridge, over stages, patching the first-hop slots, and
+    where it peaks; and on OOD queries, the share of correct answers whose bridge the entity-restricted lens shows
+    and that patching uses."""
     cfg = run.cfg
     task = gc.build_task(cfg)
     model = gc.build_model(cfg.model, gc.data.vocab_size(task.entities, task.relations))
-    model.load_state_dict(run.ema_state())
+    model.load_state_dict(run.ema_state(step))
     tail_of = gc.make_dataset(cfg.data).graph.tail_of
     out = {}
     for short, split in (("ood", "test_inferred_ood"), ("iid", "test_inferred_iid")):
         q = gc.Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
-        profile = gc.patch_profile(model, q, tail_of, position=1)
+        profile = gc.patch_profile(model, q, tail_of, position=paths.FIRST_HOP)
         best = profile.loc[profile.followed.idxmax()]
         out[f"{short}_patch_followed"] = round(float(best.followed), 4)
         out[f"{short}_patch_stage"] = best.stage
+        if short == "ood":
+            rates = paths.bridge_rate_when_correct(model, q, tail_of)
+            out.update({f"ood_{k}": round(v, 4) for k, v in rates.items() if k.endswith("_when_correct")})
     return out
+
+
+def readout(metrics: pd.DataFrame, arch: str) -> str:
+    """The criteria's bridge readout: the probe where the run logged it, else the architecture's lens rule."""
+    return "bridge_probe" if (metrics.metric == "bridge_probe").any() else bridge_metric(arch)
 
 
 def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
@@ -71,7 +82,8 @@ def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
            "config": json.dumps(gc.config.to_dict(cfg), sort_keys=True),
            "status": run.status(), "train_seconds": round(seconds, 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-           **summarize_pretrain(metrics, regime, bridge_metric(cfg.model.arch)), **patching(run)}
+           **summarize_pretrain(metrics, regime, readout(metrics, cfg.model.arch)), **readout_columns(metrics),
+           **patching(run), **{f"chance_{k}": v for k, v in patching(run, 0).items() if "followed" in k}}
     return row
 
 

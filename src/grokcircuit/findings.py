@@ -100,6 +100,24 @@ def fake_evaluations(metrics: pd.DataFrame, bridge: str) -> pd.DataFrame:
                        & (both.bridge >= chance + CHANCE_MARGIN))
 
 
+READOUTS = ("bridge_found", "bridge_found_intermediate", "bridge_entity_lens", "bridge_probe")
+
+
+def readout_columns(metrics: pd.DataFrame, split: str = "test_inferred_ood") -> dict[str, float]:
+    """For each bridge readout a run logged: its chance level (the untrained model, step 0), its final value, and
+    its value at the evaluation with the best exact match."""
+    em = curve(metrics, split, "exact_match")
+    best = em.idxmax() if len(em) else None
+    out = {}
+    for readout in READOUTS:
+        c = curve(metrics, split, readout)
+        if len(c):
+            out[f"chance_{readout}"] = float(c.iloc[0]) if c.index[0] == 0 else float("nan")
+            out[f"final_{readout}"] = float(c.iloc[-1])
+            out[f"{readout}_at_best"] = float(c.get(best, float("nan")))
+    return out
+
+
 def _lt(a: int | None, b: int | None) -> bool:
     return a is not None and b is not None and a < b
 
