@@ -1,20 +1,21 @@
-"""Inference paths (lens maps, total variation, agreement), activation patching and FLOPs accounting.
+"""Inference paths (lens maps, total variation, agreement), activation patching and the bridge rate of correct
+answers.
 
 Patching is checked on two hand-built models whose answer is known: one reads the bridge from the state at the
-r1 slot (patching must make it follow the donor), one ignores that state (patching must change nothing). The
-FLOPs formulas are checked against torch's own FLOP counter.
+r1 slot (patching must make it follow the donor), one ignores that state (patching must change nothing).
+`bridge_rate_when_correct` is checked on a scripted model whose answers and lens hits are known.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 import grokcircuit as gc
-from grokcircuit import flops, paths
+from grokcircuit import paths
 from grokcircuit.lens import LensResult
 from grokcircuit.model import Output
 
@@ -175,60 +176,63 @@ def test_patching_runs_on_real_models(ds, model_cfg):
     assert profile.loc[1, "followed"] == pytest.approx(one["followed"])  # same donors (same seed)
 
 
-# ----------------------------------------------------------------------------- FLOPs
+# ----------------------------------------------------------------------------- bridge rate of correct answers
 
-def counted(model: torch.nn.Module, tokens: torch.Tensor, train: bool, math_attention: bool = True) -> int:
-    """FLOPs that torch's FlopCounterMode sees in one forward (or forward + backward) pass."""
-    backend = SDPBackend.MATH if math_attention else [SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
-    with sdpa_kernel(backend), FlopCounterMode(display=False) as counter:
-        if train:
-            model(tokens).logits.float().sum().backward()
-        else:
-            with torch.no_grad():
-                model(tokens)
-    return counter.get_total_flops()
+class Scripted(torch.nn.Module):
+    """Shows the bridge at the r1 slot of stage "mid" when h is even; answers right when h % 3 == 0.
 
+    A wrong answer is a relation token, so no stage ever shows a bridge by accident.
+    """
 
-TRM_ATTN = gc.ModelConfig(arch="trm", mixer="attn", d_model=32, n_heads=4, n_blocks=2, h_cycles=2, l_cycles=3,
-                          prefix_len=4, q_halt_weight=0, mlp_multiple=16)
-FLOP_CASES = pytest.mark.parametrize("model_cfg", [CI.model, SMALL_TRM, TRM_ATTN], ids=["looped", "trm", "trm_attn"])
+    def __init__(self, tail_of: np.ndarray, always_right: bool = False):
+        super().__init__()
+        self.register_buffer("tail_of", torch.as_tensor(tail_of))
+        self.E, self.R = tail_of.shape
+        self.V, self.always_right = gc.data.vocab_size(self.E, self.R), always_right
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z
 
-def tiny_batch(model_cfg: gc.ModelConfig, B: int = 8) -> tuple[torch.nn.Module, torch.Tensor, int]:
-    vocab = gc.data.vocab_size(CI.data.entities, CI.data.relations)
-    torch.manual_seed(0)
-    return gc.build_model(model_cfg, vocab), torch.randint(1, vocab, (B, flops.TOKENS[model_cfg.arch])), vocab
+    def blank(self, B: int, T: int) -> torch.Tensor:
+        """PAD on top everywhere (the lens counts ties as top-1, so nothing else may tie with it)."""
+        z = torch.zeros(B, T, self.V)
+        z[..., 0] = 0.5
+        return z
 
-
-@FLOP_CASES
-def test_flops_match_the_torch_counter(model_cfg):
-    # With the math attention backend every matmul is visible to the counter and both sides count matmuls
-    # only, so they agree to rounding (1e-3 catches e.g. a head counted over 3 slots instead of 2).
-    model, tokens, vocab = tiny_batch(model_cfg)
-    B = len(tokens)
-    assert counted(model, tokens, False) == pytest.approx(B * flops.forward_flops_per_sample(model_cfg, vocab),
-                                                          rel=1e-3)
-    assert counted(model, tokens, True) == pytest.approx(flops.train_flops_per_step(model_cfg, B, vocab), rel=1e-3)
-
-
-@FLOP_CASES
-def test_flops_within_ten_percent_with_the_default_attention_kernel(model_cfg):
-    # Systematic gap: the fused CPU attention kernel is counted as 0 FLOPs by FlopCounterMode, so the counter
-    # falls short by the 4*T^2*D score and value products per attention block (about 1-4% at these sizes, 0 for
-    # the TRM's MLP mixer). Our count is therefore >= the counter's.
-    model, tokens, vocab = tiny_batch(model_cfg)
-    ours = len(tokens) * flops.forward_flops_per_sample(model_cfg, vocab)
-    theirs = counted(model, tokens, False, math_attention=False)
-    assert theirs <= ours and theirs == pytest.approx(ours, rel=0.1)
+    def forward(self, tokens: torch.Tensor, trace: bool = False, patch=None) -> Output:
+        B, T = tokens.shape
+        rows = torch.arange(B)
+        h, r1, r2 = tokens[:, 0] - 1, tokens[:, 1] - 1 - self.E, tokens[:, 2] - 1 - self.E
+        b = self.tail_of[h, r1]
+        mid = self.blank(B, T)
+        mid[rows, 1, torch.where(h % 2 == 0, b + 1, 0)] = 1.0
+        right = torch.ones_like(h, dtype=torch.bool) if self.always_right else h % 3 == 0
+        out = self.blank(B, T)
+        out[rows, 2, torch.where(right, self.tail_of[b, r2] + 1, 1 + self.E)] = 1.0
+        return Output(out, {"mid": mid, "out": out} if trace else None)
 
 
-def test_trm_backward_covers_only_the_last_h_cycle():
-    vocab = 100
-    deep = SMALL_TRM.__class__(**{**SMALL_TRM.__dict__, "h_cycles": 4})
-    fwd = flops.forward_flops_per_sample(deep, vocab)
-    # forward grows with h_cycles; the backward part does not
-    extra = flops.train_flops_per_step(deep, 1, vocab) - fwd
-    assert extra == pytest.approx(flops.train_flops_per_step(SMALL_TRM, 1, vocab)
-                                  - flops.forward_flops_per_sample(SMALL_TRM, vocab))
-    looped = CI.model
-    assert flops.train_flops_per_step(looped, 4, vocab) == pytest.approx(12 * flops.forward_flops_per_sample(looped, vocab))
+def queries() -> tuple[gc.Queries, np.ndarray]:
+    ds = gc.make_dataset(CI.data)
+    items = ds.probes["train_inferred"]
+    items = items.take(np.flatnonzero(items.t != items.b))  # the answer must not double as the bridge
+    return gc.Queries.build(items, "causal", CI.data.entities, CI.data.relations), ds.graph.tail_of
+
+
+def test_rates_split_by_correctness_are_exact():
+    q, tail_of = queries()
+    got = paths.bridge_rate_when_correct(Scripted(tail_of), q)
+    right, shown = q.items.h % 3 == 0, q.items.h % 2 == 0
+    assert right.any() and (~right).any()
+    assert got["n"] == len(q)
+    assert got["correct"] == right.mean()
+    assert got["bridge_when_correct"] == shown[right].mean()
+    assert got["bridge_when_wrong"] == shown[~right].mean()
+
+
+def test_an_empty_group_gives_nan():
+    q, tail_of = queries()
+    got = paths.bridge_rate_when_correct(Scripted(tail_of, always_right=True), q)
+    assert got["correct"] == 1.0
+    assert got["bridge_when_correct"] == (q.items.h % 2 == 0).mean()
+    assert math.isnan(got["bridge_when_wrong"])
