@@ -1,7 +1,14 @@
 """The committed results (the search and the `cpu` summary) must still come out of the code: rerun the start of
-one committed run of each, and recompute every summary row from its committed curves."""
+one committed run of each, and recompute every summary row from its committed curves.
+
+Training is deterministic on one machine, but CPUs with other vector kernels round differently, and the
+differences grow once the model starts fitting. Measured on the `cpu` preset (three runs; default kernels against
+`ATEN_CPU_CAPABILITY=default` and `=avx2`, an AVX-512 machine against the AVX2 machine that wrote the results):
+every metric stays within 1e-6 through step 3,500, one query flips at step 4,000 to 5,000, and by step 6,000 test
+rates differ by up to 0.08 and training accuracy and loss by up to 0.03. So evaluations up to `HORIZON` must match
+to rounding, and later ones only within the spread seen across CPUs.
+"""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,9 +18,24 @@ import grokcircuit as gc
 from grokcircuit.config import from_dict
 from grokcircuit.findings import bridge_metric, summarize_finetune, summarize_pretrain
 from grokcircuit.reproduce import load_summary
+from grokcircuit.runs import results_dir
 
-REPO = Path(__file__).resolve().parents[1]
-SEARCH = REPO / "results" / "cpu" / "search.csv"
+RESULTS = results_dir("cpu")
+SEARCH = RESULTS / "search.csv"
+HORIZON = 3000  # last step compared to rounding (bit-near through 3,500 in every measured pair)
+BEYOND = 2500  # steps trained past the horizon
+ROUNDING = 1e-5  # largest difference measured within the horizon: 7e-7 (the float32 train loss)
+TRAIN_BAND = 0.05  # training accuracy and loss past the horizon (largest measured: 0.03)
+RATE_BAND = 0.15  # every other rate past the horizon (largest measured: 0.08)
+
+
+def compare(ours: pd.DataFrame, committed: pd.DataFrame, last: int) -> pd.DataFrame:
+    """The committed rows up to step `last` beside ours (every one must be there)."""
+    committed = committed[(committed.step <= last) & committed.metric.isin(ours.metric.unique())
+                          & (committed.metric != "epoch")]
+    merged = committed.merge(ours, on=["step", "split", "metric"], suffixes=("_committed", "_ours"))
+    assert len(merged) == len(committed) > 10
+    return merged.assign(diff=(merged.value_ours - merged.value_committed).abs())
 
 
 def committed_runs() -> pd.DataFrame:
@@ -27,7 +49,7 @@ def test_search_table_is_complete():
     frame = committed_runs()
     assert len(frame) > 0
     for _, row in frame.iterrows():
-        assert (SEARCH.parent / "search" / f"{row['name']}.csv").exists(), row["name"]
+        assert (RESULTS / "search" / f"{row['name']}.csv").exists(), row["name"]
         cfg = from_dict(json.loads(row["config"]))
         assert cfg.run_id == row["run_id"], f"{row['name']}: its config no longer hashes to its run id"
 
@@ -36,15 +58,10 @@ def test_first_evaluation_of_a_committed_run_reproduces(tmp_path):
     row = committed_runs().iloc[0]
     cfg = from_dict(json.loads(row["config"]))
     first = cfg.train.eval_every
-    short = gc.override(cfg, **{"train.steps": str(first)})
-    run = gc.get_or_train(short, progress=False, root=tmp_path)
-    ours = run.metrics()
-    committed = pd.read_csv(SEARCH.parent / "search" / f"{row['name']}.csv")
-    committed = committed[committed.step <= first]
-    merged = committed.merge(ours, on=["step", "split", "metric"], suffixes=("_committed", "_ours"))
-    assert len(merged) == len(committed) > 10
-    # exact on the machine that wrote them; other CPUs may round matmuls differently
-    np.testing.assert_allclose(merged.value_ours, merged.value_committed, atol=0.02, rtol=1e-3)
+    assert first <= HORIZON
+    run = gc.get_or_train(gc.override(cfg, **{"train.steps": str(first)}), progress=False, root=tmp_path)
+    merged = compare(run.metrics(), pd.read_csv(RESULTS / "search" / f"{row['name']}.csv"), first)
+    assert merged["diff"].max() <= ROUNDING
 
 
 def committed_summary() -> pd.DataFrame:
@@ -61,7 +78,7 @@ def test_summary_rows_follow_from_their_committed_curves():
         cfg = (gc.experiments.finetune_config("cpu", regime, seed) if row["finding"] == "3"
                else gc.preset("cpu", regime=regime, seed=seed))
         assert cfg.run_id == row["run_id"], f"{regime} seed {seed}: the cpu preset no longer trains this run"
-        curves = pd.read_csv(SEARCH.parent / "metrics" / f"{row['run_id']}.csv")
+        curves = pd.read_csv(RESULTS / "metrics" / f"{row['run_id']}.csv")
         again = (summarize_finetune if row["finding"] == "3" else summarize_pretrain)(
             curves, regime, bridge_metric(cfg.model.arch))
         for key, value in again.items():
@@ -74,22 +91,21 @@ def test_summary_rows_follow_from_their_committed_curves():
 
 
 def test_first_evaluations_of_a_summary_run_reproduce(tmp_path):
+    """Exact to rounding through the horizon, then within the spread across CPUs."""
     summary = committed_summary()
     row = summary[(summary.finding != "3")].sort_values(["seed", "regime"]).iloc[-1]
-    cfg = gc.preset("cpu", regime=row.regime, seed=int(row.seed))
-    every = cfg.train.eval_every  # the first evaluation with the gradient filter on, when the preset uses one
-    first = every * (cfg.train.grokfast_from // every + 1) if cfg.train.grokfast_alpha > 0 else every
-    ours = gc.get_or_train(gc.override(cfg, **{"train.steps": str(first)}), progress=False, root=tmp_path).metrics()
-    committed = pd.read_csv(SEARCH.parent / "metrics" / f"{row.run_id}.csv")
-    committed = committed[(committed.step <= first) & committed.metric.isin(ours.metric.unique())]
-    merged = committed.merge(ours, on=["step", "split", "metric"], suffixes=("_committed", "_ours"))
-    assert len(merged) == len(committed) > 10
-    np.testing.assert_allclose(merged.value_ours, merged.value_committed, atol=0.02, rtol=1e-3)
+    cfg = gc.override(gc.preset("cpu", regime=row.regime, seed=int(row.seed)), **{"train.steps": str(HORIZON + BEYOND)})
+    ours = gc.get_or_train(cfg, progress=False, root=tmp_path).metrics()
+    merged = compare(ours, pd.read_csv(RESULTS / "metrics" / f"{row.run_id}.csv"), HORIZON + BEYOND)
+    early, late = merged[merged.step <= HORIZON], merged[merged.step > HORIZON]
+    assert early["diff"].max() <= ROUNDING, early.loc[early["diff"].idxmax()].to_dict()
+    band = np.where(late.split == "train", TRAIN_BAND, RATE_BAND)
+    assert (late["diff"] <= band).all(), late[late["diff"] > band].to_string()
 
 
 def test_finetune_search_rows_follow_from_their_committed_curves():
     """Each variant's config still hashes to its run, and its final metrics recompute from its curves."""
-    path = SEARCH.parent / "search_finetune.csv"
+    path = RESULTS / "search_finetune.csv"
     if not path.exists():
         pytest.skip("no committed finetuning search")
     frame = pd.read_csv(path)
@@ -99,7 +115,7 @@ def test_finetune_search_rows_follow_from_their_committed_curves():
         assert cfg.run_id == row["run_id"], f"{row['name']}: its config no longer hashes to its run id"
         again_cfg = gc.experiments.finetune_config("cpu", row["base"], int(row["seed"]), **json.loads(row["overrides"]))
         assert again_cfg.run_id == row["run_id"], f"{row['name']}: the cpu preset no longer finetunes this run"
-        curves = pd.read_csv(SEARCH.parent / "search_finetune" / f"{row['name']}.csv")
+        curves = pd.read_csv(RESULTS / "search_finetune" / f"{row['name']}.csv")
         again = summarize_finetune(curves, row["base"], bridge_metric(cfg.model.arch))
         for key in ("final_new_atomic", "final_new_old_exact_match", "final_old_new_exact_match"):
             assert again[key] == pytest.approx(row[key]), (row["name"], key)
