@@ -92,3 +92,23 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
     keep = ~(logged.step.isin(steps) & logged.metric.isin(metrics))
     return pd.concat([logged[keep], extra], ignore_index=True).sort_values(["step", "split", "metric"],
                                                                            ignore_index=True)
+
+
+def readout_chance(cfg: RunConfig, split: str = "test_inferred_ood") -> dict[str, float]:
+    """Every bridge readout of `split` on the untrained model of `cfg` (its run's step-0 evaluation, computed
+    without training), and the share of its queries whose answer follows a patched bridge (`paths.bridge_used`)."""
+    import torch
+
+    from .data import make_dataset, vocab_size
+    from .model import build_model
+    from .paths import bridge_used
+    from .train import build_task, eval_queries, evaluate
+
+    task = build_task(cfg)
+    queries = eval_queries(task, cfg, torch.device("cpu"))
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, vocab_size(task.entities, task.relations))
+    out = {metric: value for (s, metric), value in evaluate(model, queries).items()
+           if s == split and metric.startswith("bridge") and "@" not in metric}
+    out["bridge_used"] = float(bridge_used(model, queries[split], make_dataset(cfg.data).graph.tail_of).mean())
+    return out
