@@ -315,3 +315,31 @@ def trm_text(table: pd.DataFrame) -> str:
         f"{r['most OOD bridge found']:.2f} of OOD and {r['most ID bridge found']:.2f} of ID test queries "
         f"({r['OOD bridge found at step 0']:.2f} of OOD queries before training)"
         for _, r in table.iterrows())
+
+
+READOUT_COLUMNS = {  # label -> (OOD value column of a search row, its chance-level column)
+    "lens, paper's rule": ("bridge_found_at_best", "chance_bridge_found"),
+    "entity lens": ("bridge_entity_lens_at_best", "chance_bridge_entity_lens"),
+    "probe": ("bridge_probe_at_best", "chance_bridge_probe"),
+    "patching": ("ood_patch_followed", "chance_ood_patch_followed"),
+}
+
+
+def readout_table(search: pd.DataFrame) -> pd.DataFrame:
+    """The candidates that log every readout: per readout its OOD value at the best OOD evaluation (patching: of the
+    final model) with its chance level (the untrained model) in brackets, and the shares of correct OOD answers
+    whose bridge the entity lens shows and patching uses."""
+    columns = ["candidate", "regime", "head", "best OOD exact match", *READOUT_COLUMNS, "entity lens | correct",
+               "used | correct"]
+    if "chance_bridge_probe" not in search or search.chance_bridge_probe.isna().all():
+        return pd.DataFrame(columns=columns)
+    rows = search.dropna(subset=["chance_bridge_probe"])
+    out = pd.DataFrame({"candidate": rows.name, "regime": rows.regime.map(name_of),
+                        "head": ["untied" if json.loads(o).get("model.tie_embeddings") == "false" else "tied"
+                                 for o in rows.overrides],
+                        "best OOD exact match": rows.max_ood_exact_match.round(2)})
+    for label, (value, chance) in READOUT_COLUMNS.items():
+        out[label] = [f"{v:.2f} ({c:.2f})" for v, c in zip(rows[value], rows[chance])]
+    out["entity lens | correct"] = rows.ood_entity_lens_when_correct.round(2)
+    out["used | correct"] = rows.ood_used_when_correct.round(2)
+    return out.reset_index(drop=True)
