@@ -94,3 +94,24 @@ def test_submitit_jobs_match_the_serial_sweep(serial, tmp_path):
         executor = rep.cluster_executor("local")
     assert_same_runs(sweep(tmp_path, executor=executor, finetune=False), tmp_path, serial)
     assert (tmp_path / "submitit").is_dir()
+
+
+def test_cli_overrides_reach_every_run(serial, tmp_path, monkeypatch, capsys):
+    from grokcircuit.cli import main
+
+    store, rows = serial
+    monkeypatch.setenv("GROKCIRCUIT_RUNS", str(store))
+    monkeypatch.setenv("GROKCIRCUIT_RESULTS", str(tmp_path))
+    sets = [arg for key, value in FAST.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["reproduce", "--preset", "ci", "--seeds", "0", "--regimes", "natural", "--stored-only", *sets]) == 0
+    assert len(rep.load_summary("ci")) == len(rows) == 3  # found in the store: same configs, same run ids
+
+
+def test_a_run_in_training_is_locked(tmp_path, monkeypatch):
+    import fcntl
+
+    monkeypatch.setenv("GROKCIRCUIT_RUNS", str(tmp_path))
+    run = Run(rep.plan("ci", (0,), REGIMES, False, FAST)[0][3]).create()
+    with rep.training_lock(run), open(run.dir / "train.lock") as other:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
