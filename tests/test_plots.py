@@ -164,3 +164,37 @@ def test_curves_reject_bad_input():
         plots.plot_curves(frame, [("train", "exact_match")])
     with pytest.raises(ValueError, match="metrics_to_plot is empty"):
         plots.plot_curves(frame, [])
+
+
+def test_curves_of_many_regimes_form_a_two_column_grid_with_one_legend_below():
+    fig = plots.plot_curves(metrics_frame(seeds=1, regimes=REGIMES), [("train", "accuracy")])
+    assert len(fig.axes) == len(REGIMES)  # the unused cell of the last row is removed
+    assert {ax.get_subplotspec().colspan.stop for ax in fig.axes} == {1, plots.NCOLS}
+    width, _ = fig.get_size_inches()
+    assert width == pytest.approx(plots.NCOLS * plots.PANEL[0])
+    assert [ax.get_ylabel() for ax in fig.axes] == ["value", ""] * 2 + ["value"]
+    assert len(fig.legends) == 1 and not any(ax.get_legend() for ax in fig.axes)
+
+
+def test_curves_draw_the_chance_level_of_a_readout_at_its_step_0_mean():
+    frame = metrics_frame(seeds=2)
+    frame.loc[frame.step == 0, "value"] = np.where(frame.loc[frame.step == 0, "seed"] == 0, 0.1, 0.3)
+    wanted = [("train", "accuracy"), ("test_inferred_ood", "exact_match")]
+    fig = plots.plot_curves(frame, wanted, chance=[("test_inferred_ood", "exact_match")])
+    (ax,) = fig.axes
+    (line,) = [ln for ln in ax.lines if (ln.get_gid() or "").startswith("chance:")]
+    assert line.get_gid() == "chance:test_inferred_ood/exact_match"
+    np.testing.assert_allclose(line.get_ydata(), [0.2, 0.2])
+    assert line.get_color() == curves(ax)[1].get_color() and line.get_linestyle() == "--"
+    without_step_0 = plots.plot_curves(frame[frame.step > 0], wanted, chance=wanted)
+    assert not [ln for ln in without_step_0.axes[0].lines if (ln.get_gid() or "").startswith("chance:")]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_grids_never_exceed_the_column_limit(n):
+    maps = {f"m{i}": pd.DataFrame({"stage": ["a", "a", "b", "b"], "position": [0, 1, 0, 1], "rate": [0.1] * 4})
+            for i in range(n)}
+    fig = plots.plot_path_maps(maps, ncols=4)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) == n
+    assert max(ax.get_subplotspec().colspan.stop for ax in panels) == min(n, plots.NCOLS)

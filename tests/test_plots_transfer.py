@@ -39,13 +39,14 @@ def lines_by_gid(fig: Figure) -> dict[str, object]:
     return {line.get_gid(): line for ax in fig.axes for line in ax.get_lines() if line.get_gid()}
 
 
-def test_transfer_grid_has_one_panel_per_base_and_category():
+def test_transfer_grid_has_one_panel_per_base_in_two_columns():
     fig = plots.plot_transfer_grid(finetune_frame())
     assert isinstance(fig, Figure)
-    assert len(fig.axes) == len(BASES) * len(CATS)
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["new + old", "old + new", "new + new"]
-    assert fig.axes[0].get_ylabel() == "Natural" and fig.axes[6].get_ylabel() == "Control (from scratch)"
-    assert len(lines_by_gid(fig)) == len(BASES) * len(CATS) * 3
+    assert [ax.get_title() for ax in fig.axes] == ["Natural", "Second hop full", "Control (from scratch)"]
+    assert max(ax.get_subplotspec().colspan.stop for ax in fig.axes) == plots.NCOLS
+    assert [ax.get_ylabel() for ax in fig.axes] == ["value", "", "value"]  # the first panel of each row
+    assert len(lines_by_gid(fig)) == len(BASES) * (1 + 2 * len(CATS))
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 1 + 2 * len(CATS)
 
 
 def test_transfer_grid_plots_the_seed_mean_of_the_right_split():
@@ -53,7 +54,8 @@ def test_transfer_grid_plots_the_seed_mean_of_the_right_split():
     line = lines_by_gid(fig)["second_hop_full:old_new:old_new/exact_match"]
     # base 1, category 1: seeds 0 and 1 give (2/10, 3/10) * step/100; the mean at step 100 is 0.25
     np.testing.assert_allclose(line.get_ydata(), [0.0, 0.125, 0.25])
-    new_fact = lines_by_gid(fig)["natural:new_new:atomic_new/exact_match"]
+    assert lines_by_gid(fig)["second_hop_full:old_new:old_new/bridge_found"].get_linestyle() == "--"
+    new_fact = lines_by_gid(fig)["natural:new:atomic_new/exact_match"]
     np.testing.assert_allclose(new_fact.get_ydata(), [0.0, 0.5, 1.0])
 
 

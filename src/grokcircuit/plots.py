@@ -6,6 +6,9 @@ aggregates (mean and min-max over seeds) but computes nothing else, and never im
 Entry points: `set_style`; `plot_graph_example` (a tiny knowledge graph, chapter 1), `plot_split_sizes` and
 `plot_regime_counts` (dataset sizes, paper §2-4 and App. B-C); `plot_curves` (metrics over training steps);
 `plot_or_note` (a plot of committed runs, or a note naming the missing ones).
+
+Layout. A figure of several panels is a grid of at most `NCOLS` columns of `PANEL`-inch panels, with one legend
+below it, so that at the book's width (about 740 px) each panel displays at 350 px or more.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ SPLIT_LABELS = {
     "test_inferred_iid": "ID test two-hop", "test_inferred_ood": "OOD test two-hop",
 }
 ID_COLOR, OOD_COLOR, PATH_COLOR = "0.55", "#d62728", "#1f77b4"
+NCOLS, PANEL = 2, (4.4, 3.2)  # grid columns at most, and one panel's (width, height) in inches
 
 
 def set_style() -> None:
@@ -56,6 +60,33 @@ def _new_axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[Figure
     if ax is not None:
         return ax.figure, ax
     return plt.subplots(figsize=figsize, layout="constrained")
+
+
+def _grid(n: int, *, ncols: int = NCOLS, panel: tuple[float, float] = PANEL, **kwargs) -> tuple[Figure, list]:
+    """`n` panels in rows of at most min(ncols, NCOLS), each `panel` inches; the unused cells of the last row are
+    removed. Returns the figure and its axes in reading order."""
+    ncols = max(1, min(ncols, NCOLS, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows), squeeze=False,
+                             layout="constrained", **kwargs)
+    for ax in axes.flat[n:]:
+        ax.remove()
+    return fig, list(axes.flat[:n])
+
+
+def _first_column(axes: list) -> list:
+    """The axes of `axes` (a `_grid`) that start a row."""
+    return [ax for ax in axes if ax.get_subplotspec().is_first_col()]
+
+
+def _legend_below(fig: Figure, axes: list, title: str | None = None, **kwargs) -> None:
+    """One legend for the whole figure, below the panels: each label once, in the order first drawn."""
+    entries: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=min(2, len(entries)),
+               frameon=False, title=title, **kwargs)
 
 
 # ------------------------------------------------------------------ chapter 1: the task and its data
@@ -173,11 +204,14 @@ def _curve_label(split: str, metric: str) -> str:
 
 def plot_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[str, str]], *,
                 labels: Mapping[tuple[str, str], str] | None = None, milestones: Mapping[str, float] | None = None,
-                xscale: str = "linear", ylim: tuple[float, float] = (0.0, 1.05), title: str | None = None) -> Figure:
+                chance: Sequence[tuple[str, str]] = (), xscale: str = "linear",
+                ylim: tuple[float, float] = (0.0, 1.05), title: str | None = None) -> Figure:
     """Mean over seeds, with a min-max band, of each (split, metric) against the step.
 
-    `metrics` has columns step, split, metric, value, and optionally seed and regime (one panel per regime).
-    `milestones` maps a name to a step, drawn as a dotted vertical line (gid "milestone:<name>").
+    `metrics` has columns step, split, metric, value, and optionally seed and regime (one panel per regime, in a
+    grid). `milestones` maps a name to a step, drawn as a dotted vertical line (gid "milestone:<name>"). Each
+    (split, metric) of `chance` (a bridge readout) also gets its chance level, its mean value at step 0 (the
+    untrained model), as a dashed horizontal line in its colour (gid "chance:<split>/<metric>").
     """
     _require(metrics, ["step", "split", "metric", "value"], "plot_curves")
     wanted = [tuple(m) for m in metrics_to_plot]
@@ -191,31 +225,32 @@ def plot_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[str, str]
     if "regime" in metrics.columns:
         present = set(metrics["regime"])
         regimes = [g for g in REGIMES if g in present] + sorted(present - set(REGIMES))
-    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes) + 1.5, 3.8), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = _grid(len(regimes), sharey=True)
     colors = sns.color_palette("colorblind", len(wanted))
-    labels = dict(labels or {})
-    for ax, regime in zip(axes[0], regimes):
+    labels, chance = dict(labels or {}), {tuple(c) for c in chance}
+    for ax, regime in zip(axes, regimes):
         frame = metrics if regime is None else metrics[metrics["regime"] == regime]
         for color, (split, metric) in zip(colors, wanted):
             rows = frame[(frame["split"] == split) & (frame["metric"] == metric)]
-            if "seed" in rows.columns:  # the seed's own mean first, so each seed weighs the same
-                rows = rows.groupby(["seed", "step"], as_index=False)["value"].mean()
-            stats = rows.groupby("step")["value"].agg(["mean", "min", "max"]).sort_index()
-            ax.plot(stats.index, stats["mean"], color=color, lw=2, gid=f"curve:{split}/{metric}",
-                    label=labels.get((split, metric), _curve_label(split, metric)))
+            stats = _seed_stats(rows)
+            label = labels.get((split, metric), _curve_label(split, metric))
+            ax.plot(stats.index, stats["mean"], color=color, lw=2, gid=f"curve:{split}/{metric}", label=label)
             if "seed" in rows.columns and rows["seed"].nunique() > 1:
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
+            if (split, metric) in chance and 0 in stats.index:
+                ax.axhline(stats.loc[0, "mean"], color=color, ls="--", lw=1.2, gid=f"chance:{split}/{metric}",
+                           label=f"{label}: untrained model (step 0)")
         for name, step in (milestones or {}).items():
             ax.axvline(step, color="0.25", ls=":", lw=1.2, gid=f"milestone:{name}")
             ax.annotate(name, (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, ha="right",
-                        va="top", fontsize=8, color="0.25", xytext=(-2, -2), textcoords="offset points")
+                        va="top", fontsize=9, color="0.25", xytext=(-2, -2), textcoords="offset points")
         ax.set_xscale(xscale)
         if xscale == "linear":
-            ax.xaxis.set_major_locator(MaxNLocator(4))  # step labels of several panels side by side stay apart
+            ax.xaxis.set_major_locator(MaxNLocator(4))  # long step labels stay apart
         ax.set(xlabel="step", ylim=ylim, title=REGIME_LABELS.get(regime, regime) if regime else title)
-    axes[0, 0].set_ylabel("value")
-    axes[0, -1].legend(frameon=False, fontsize=9, loc="best")
+    for ax in _first_column(axes):
+        ax.set_ylabel("value")
+    _legend_below(fig, axes)
     if title and regimes != [None]:
         fig.suptitle(title)
     return fig
@@ -225,7 +260,7 @@ SEARCH_CURVES = (("train", "accuracy"), ("test_inferred_ood", "exact_match"), ("
                  ("test_inferred_ood", "bridge_found_intermediate"))
 
 
-def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False) -> Figure:
+def plot_search(curves: pd.DataFrame, *, ncols: int = NCOLS, per_epoch: bool = False) -> Figure:
     """One panel per searched configuration (column `name`): training accuracy, OOD exact match and
     OOD bridge found (any stage; and intermediate stages, where logged) against the step (or the epoch,
     when `per_epoch`)."""
@@ -233,11 +268,9 @@ def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False
     names = list(dict.fromkeys(curves["name"]))
     if not names:
         raise ValueError("plot_search: no configurations to plot")
-    nrows = -(-len(names) // ncols)
-    fig, axes = plt.subplots(nrows, min(ncols, len(names)), figsize=(4.2 * min(ncols, len(names)), 3.2 * nrows),
-                             sharey=True, squeeze=False, layout="constrained")
+    fig, axes = _grid(len(names), ncols=ncols, sharey=True)
     colors = sns.color_palette("colorblind", len(SEARCH_CURVES))
-    for ax, name in zip(axes.flat, names):
+    for ax, name in zip(axes, names):
         frame = curves[curves["name"] == name]
         x_of = frame[frame.metric == "epoch"].set_index("step")["value"] if per_epoch else None
         for color, (split, metric) in zip(colors, SEARCH_CURVES):
@@ -247,13 +280,12 @@ def plot_search(curves: pd.DataFrame, *, ncols: int = 3, per_epoch: bool = False
             x = rows["step"] if x_of is None else rows["step"].map(x_of)
             ax.plot(x, rows["value"], color=color, lw=1.8, gid=f"curve:{name}:{split}/{metric}",
                     label=_curve_label(split, metric))
-        ax.set_title(name, fontsize=10)
+        ax.set_title(name, fontsize=11)
         ax.set_xlabel("epoch" if per_epoch else "step")
         ax.set_ylim(0, 1.05)
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
-    axes.flat[0].set_ylabel("rate")
-    axes.flat[0].legend(loc="upper left", fontsize=8)
+    for ax in _first_column(axes):
+        ax.set_ylabel("rate")
+    _legend_below(fig, axes)
     return fig
 
 
@@ -279,40 +311,36 @@ def _seed_stats(rows: pd.DataFrame) -> pd.DataFrame:
 
 def plot_transfer_grid(metrics: pd.DataFrame, *, categories: Sequence[str] = ("new_old", "old_new", "new_new"),
                        xscale: str = "linear", bridge: str = "bridge_found") -> Figure:
-    """The paper's Figure 4: one row per finetuned base (column `base`), one column per two-hop category.
+    """The paper's Figure 4 as a grid of one panel per finetuned base (column `base`).
 
-    Each panel shows the new-fact accuracy (atomic_new exact match, the same curve in every column) and the
-    category's exact match and bridge found (metric `bridge`), mean over seeds with a min-max band. Lines carry
-    the gid "<base>:<category>:<split>/<metric>".
+    Each panel shows the new-fact accuracy (atomic_new exact match, black) and, in one colour per two-hop category,
+    the category's exact match (solid) and bridge readout `bridge` (dashed), mean over seeds with a min-max band.
+    Lines carry the gid "<base>:<category>:<split>/<metric>", the new-fact accuracy "<base>:new:atomic_new/exact_match".
     """
     _require(metrics, ["step", "split", "metric", "value", "base"], "plot_transfer_grid")
-    curves = [(split, bridge if metric == "bridge_found" else metric, label) for split, metric, label in TRANSFER_CURVES]
     bases = _ordered(metrics["base"], list(BASE_LABELS))
     have = set(zip(metrics["split"], metrics["metric"]))
-    absent = [(c, m) for c in categories for _, m, _ in curves[1:] if (c, m) not in have]
+    absent = [(c, m) for c in categories for m in ("exact_match", bridge) if (c, m) not in have]
     if absent or ("atomic_new", "exact_match") not in have:
         raise ValueError(f"plot_transfer_grid: no rows for {absent or [('atomic_new', 'exact_match')]}")
-    fig, axes = plt.subplots(len(bases), len(categories), figsize=(3.6 * len(categories) + 1.0, 2.5 * len(bases)),
-                             sharex=True, sharey=True, squeeze=False, layout="constrained")
-    colors = sns.color_palette("colorblind", len(curves))
-    for i, base in enumerate(bases):
+    curves = [("new", "atomic_new", "exact_match", "0.15", "-", "new-fact accuracy")]
+    for color, cat in zip(sns.color_palette("colorblind", len(categories)), categories):
+        name = CATEGORY_LABELS.get(cat, cat)
+        curves += [(cat, cat, "exact_match", color, "-", f"{name}: exact match"),
+                   (cat, cat, bridge, color, "--", f"{name}: bridge found")]
+    fig, axes = _grid(len(bases), sharex=True, sharey=True)
+    for ax, base in zip(axes, bases):
         frame = metrics[metrics["base"] == base]
-        for j, cat in enumerate(categories):
-            ax = axes[i, j]
-            for color, (split, metric, label) in zip(colors, curves):
-                split = split or cat
-                stats = _seed_stats(frame[(frame["split"] == split) & (frame["metric"] == metric)])
-                ax.plot(stats.index, stats["mean"], color=color, lw=1.8, label=label,
-                        gid=f"{base}:{cat}:{split}/{metric}")
-                if "seed" in frame.columns and frame["seed"].nunique() > 1:
-                    ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
-            ax.set(ylim=(0, 1.05), xscale=xscale)
-            if i == 0:
-                ax.set_title(CATEGORY_LABELS.get(cat, cat))
-            if i == len(bases) - 1:
-                ax.set_xlabel("finetuning step")
-        axes[i, 0].set_ylabel(BASE_LABELS.get(base, base), fontsize=10)
-    axes[0, -1].legend(frameon=False, fontsize=8, loc="best")
+        for cat, split, metric, color, style, label in curves:
+            stats = _seed_stats(frame[(frame["split"] == split) & (frame["metric"] == metric)])
+            ax.plot(stats.index, stats["mean"], color=color, ls=style, lw=1.8, label=label,
+                    gid=f"{base}:{cat}:{split}/{metric}")
+            if "seed" in frame.columns and frame["seed"].nunique() > 1:
+                ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.15, lw=0)
+        ax.set(ylim=(0, 1.05), xscale=xscale, title=BASE_LABELS.get(base, base), xlabel="finetuning step")
+    for ax in _first_column(axes):
+        ax.set_ylabel("value")
+    _legend_below(fig, axes)
     return fig
 
 
@@ -328,17 +356,15 @@ def plot_transfer_summary(frame: pd.DataFrame, *, metrics: Sequence[str] = ("exa
         raise ValueError(f"plot_transfer_summary: no rows for metric(s) {missing}")
     bases = _ordered(frame["base"], list(BASE_LABELS))
     cats = _ordered(frame["category"], list(CATEGORY_LABELS))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.0), sharey=True, squeeze=False,
-                             layout="constrained")
-    for ax, metric in zip(axes[0], metrics):
+    fig, axes = _grid(len(metrics), panel=(PANEL[0], 3.6), sharey=True)
+    for ax, metric in zip(axes, metrics):
         sel = frame[frame["metric"] == metric].assign(base=lambda f: f["base"].map(lambda b: BASE_LABELS.get(b, b)))
         sns.barplot(sel, x="category", y="value", hue="base", order=cats, ax=ax, palette="colorblind",
                     hue_order=[BASE_LABELS.get(b, b) for b in bases], errorbar=("pi", 100), err_kws={"lw": 1})
         ax.set_xticks(range(len(cats)), [CATEGORY_LABELS.get(c, c) for c in cats])
         ax.set(title=metric.replace("_", " "), xlabel="two-hop category", ylabel="final value", ylim=(0, 1.05))
         ax.get_legend().remove()
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="finetuned base", loc="outside right center", frameon=False, fontsize=9)
+    _legend_below(fig, axes[:1], title="finetuned base")
     return fig
 
 
@@ -351,11 +377,10 @@ def plot_milestone_costs(frame: pd.DataFrame, *, value: str = "flops") -> Figure
     _require(frame, ["regime", "milestone", value], "plot_milestone_costs")
     sources = list(dict.fromkeys(frame["source"])) if "source" in frame.columns else [None]
     milestones = list(dict.fromkeys(frame["milestone"]))
-    fig, axes = plt.subplots(1, len(sources), figsize=(5.6 * len(sources), 4.0), squeeze=False,
-                             layout="constrained")
+    fig, axes = _grid(len(sources), panel=(PANEL[0], 3.8))
     colors = dict(zip(milestones, sns.color_palette("colorblind", len(milestones))))
     width = 0.8 / max(len(milestones), 1)
-    for ax, source in zip(axes[0], sources):
+    for ax, source in zip(axes, sources):
         sel = frame if source is None else frame[frame["source"] == source]
         regimes = _ordered(sel["regime"], list(BASE_LABELS))
         reached = sel[value].dropna()
@@ -366,13 +391,15 @@ def plot_milestone_costs(frame: pd.DataFrame, *, value: str = "flops") -> Figure
             ax.bar(x, rows[value].fillna(0).to_numpy(float), width, bottom=0, color=colors[name], label=name)
             for xi, regime, v in zip(x, regimes, rows[value]):
                 if pd.isna(v):
-                    ax.text(xi, floor * 1.2, "not reached", rotation=90, ha="center", va="bottom", fontsize=7,
+                    ax.text(xi, floor * 1.2, "not reached", rotation=90, ha="center", va="bottom", fontsize=8,
                             color="0.3", gid=f"unreached:{regime}:{name}")
         ax.set_ylim(floor, reached.max() * 3 if len(reached) else floor * 10)  # limits first: no autoscale warning
         ax.set_yscale("log")
-        ax.set_xticks(range(len(regimes)), [BASE_LABELS.get(r, r) for r in regimes], rotation=20, ha="right")
-        ax.set(ylabel=f"{value.replace('_', ' ')} (log scale)", title=source)
-    axes[0, 0].legend(frameon=False, fontsize=9, loc="upper left")
+        ax.set_xticks(range(len(regimes)), [BASE_LABELS.get(r, r) for r in regimes], rotation=30, ha="right")
+        ax.set(title=source)
+    for ax in _first_column(axes):
+        ax.set_ylabel(f"{value.replace('_', ' ')} (log scale)")
+    _legend_below(fig, axes)
     return fig
 
 
@@ -387,7 +414,8 @@ def plot_path_maps(maps: Mapping[str, pd.DataFrame], *, ncols: int | None = None
     """Heatmaps (stage x position) of a top-1 rate, one panel per named map, on one shared colour scale.
 
     Each map has columns stage, position, rate (`grokcircuit.path_map`). The scale runs from 0 to `vmax`
-    (default: the largest rate of all maps). Each image carries the gid "map:<name>"; each cell its value.
+    (default: the largest rate of all maps). Panels form a grid of at most `NCOLS` columns (`ncols`). Each image
+    carries the gid "map:<name>"; each cell its value.
     """
     if not isinstance(maps, Mapping) or not maps:
         raise ValueError("plot_path_maps: expected a non-empty mapping of name -> path map")
@@ -397,25 +425,20 @@ def plot_path_maps(maps: Mapping[str, pd.DataFrame], *, ncols: int | None = None
              .reindex(_stage_order(f)) for name, f in maps.items()}
     top = max(float(np.nanmax(g.to_numpy())) if g.size else 0.0 for g in grids.values())
     vmax = vmax if vmax is not None else max(top, 1e-9)
-    ncols = ncols or len(grids)
-    nrows = -(-len(grids) // ncols)
     first = next(iter(grids.values()))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * first.shape[1] * ncols + 2.6, 0.42 * first.shape[0] * nrows + 1.4),
-                             squeeze=False, layout="constrained")
-    for ax, (name, grid) in zip(axes.flat, grids.items()):
+    fig, axes = _grid(len(grids), ncols=ncols or NCOLS, panel=(PANEL[0], 0.3 * first.shape[0] + 1.2))
+    for ax, (name, grid) in zip(axes, grids.items()):
         image = ax.imshow(grid.to_numpy(float), cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
         image.set_gid(f"map:{name}")
         for (i, j), v in np.ndenumerate(grid.to_numpy(float)):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if v < 0.6 * vmax else "black")
         labels = positions if positions is not None else [str(p) for p in grid.columns]
         ax.set_xticks(range(grid.shape[1]), labels)
-        ax.set_yticks(range(grid.shape[0]), list(grid.index))
+        ax.set_yticks(range(grid.shape[0]), list(grid.index), fontsize=9)
         ax.set(title=name, xlabel="position")
         ax.grid(False)
-    for ax in list(axes.flat)[len(grids):]:
-        ax.set_visible(False)
-    fig.colorbar(image, ax=axes, shrink=0.8, label=f"{what} top-1 rate")
+    fig.colorbar(image, ax=axes, location="bottom", shrink=0.6, aspect=40, label=f"{what} top-1 rate")
     return fig
 
 
@@ -430,10 +453,9 @@ def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: st
     panels = list(dict.fromkeys(frame[panel])) if panel and panel in frame.columns else [None]
     names = list(dict.fromkeys(frame[series]))
     stages = _stage_order(frame)
-    fig, axes = plt.subplots(1, len(panels), figsize=(0.9 * len(stages) * len(panels) + 2.5, 3.6), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = _grid(len(panels), panel=(PANEL[0], 3.6), sharey=True)
     colors = dict(zip(names, sns.color_palette("colorblind", len(names))))
-    for ax, key in zip(axes[0], panels):
+    for ax, key in zip(axes, panels):
         sel = frame if key is None else frame[frame[panel] == key]
         for name in names:
             rows = sel[sel[series] == name].set_index("stage").reindex(stages)
@@ -441,10 +463,11 @@ def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: st
                 ax.plot(range(len(stages)), rows[what].to_numpy(float), ls=style, marker="o", ms=4, lw=1.8,
                         color=colors[name], gid=f"patch:{key}/{name}/{what}",
                         label=f"{name}: {'follows donor' if what == 'followed' else 'answer kept'}")
-        ax.set_xticks(range(len(stages)), stages, rotation=30, ha="right")
+        ax.set_xticks(range(len(stages)), stages, rotation=45, ha="right", fontsize=9)
         ax.set(ylim=(0, 1.05), xlabel="patched stage (r1 slot)", title=key)
-    axes[0, 0].set_ylabel("share of queries")
-    axes[0, -1].legend(frameon=False, fontsize=8, loc="best", handlelength=3.5)
+    for ax in _first_column(axes):
+        ax.set_ylabel("share of queries")
+    _legend_below(fig, axes, handlelength=3.5)  # long enough to tell dashed from solid
     return fig
 
 
@@ -478,7 +501,7 @@ def plot_benchmark(frame: pd.DataFrame) -> Figure:
     _require(frame, ["config", "samples_per_s", "mfu"], "plot_benchmark")
     if frame.empty:
         raise ValueError("plot_benchmark: no benchmark rows")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 0.5 * len(frame) + 1.8), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(NCOLS * PANEL[0], 0.5 * len(frame) + 1.8), layout="constrained")
     labels = frame["config"].astype(str).tolist()
     left.barh(labels, frame["samples_per_s"], color=sns.color_palette("colorblind")[0], gid="bars:samples")
     left.set_xscale("log")
