@@ -6,11 +6,19 @@ the base. Everything here works with whatever rows it holds; the criteria themse
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
-from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, OOD_HALF, fake_evaluations
+from . import findings
+from .config import optimizer_text, preset, run_length
+from .data import vocab_size
+from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, FIT, OOD_HALF, fake_evaluations
+from .model import build_model
 
 MILESTONES = ("T_fit", "T_bridge", "T_ood")
+MILESTONE_RULES = {"T_fit": ("training accuracy", FIT), "T_bridge": ("the OOD bridge readout", BRIDGE),
+                   "T_ood": ("OOD exact match", OOD_HALF)}
 
 
 def name_of(regime: str) -> str:
@@ -246,3 +254,58 @@ def train_minutes_text(summary: pd.DataFrame) -> str:
             parts.append(f"{name} {minutes.median():.0f} min [{minutes.min():.0f}–{minutes.max():.0f}] "
                          f"over {len(minutes)} run{'s' * (len(minutes) != 1)}")
     return "; ".join(parts)
+
+
+def verdict(rows: pd.DataFrame, criteria: Sequence[str] | None = None) -> str:
+    """A claim's verdict over summary `rows` (its regime's or bases' seeds): "holds" when each of `criteria`
+    (default: every holds_<name> column measured in all rows) holds in every row, "does not hold" otherwise, and
+    "is not measured" without any measured criterion."""
+    columns = [f"holds_{c}" for c in criteria] if criteria is not None else \
+        [c for c in rows.columns if c.startswith("holds_") and rows[c].notna().all()]
+    held = [_holds(rows, c.removeprefix("holds_")) for c in columns]
+    if not rows.size or not any(len(h) for h in held):
+        return "is not measured"
+    return "holds" if all(h.all() for h in held) else "does not hold"
+
+
+def milestone_text(summary: pd.DataFrame, regime: str, key: str) -> str:
+    """When the pretraining runs of `regime` reach milestone `key`, as a clause that reads whatever the outcome:
+    "OOD exact match reaches 0.5 at step 1,200 [1,000–1,500]" (median [min–max] over the seeds that reach it, "in 2
+    of 3 seeds" when not all do), "OOD exact match never reaches 0.5 in 400 steps", or "... is not measured"."""
+    what, threshold = MILESTONE_RULES[key]
+    rows = rows_of(summary, regime)
+    if rows.empty:
+        return f"{what} is not measured (no run)"
+    steps = pd.to_numeric(rows[key], errors="coerce")
+    if steps.isna().all():
+        return f"{what} never reaches {threshold:g} in {int(rows.steps.max()):,} steps"
+    return f"{what} reaches {threshold:g} at step {spread(steps, steps=True)}"
+
+
+def glue_values() -> dict[str, str | float]:
+    """What the chapters state of the criteria, by the names they glue it under: each criterion's sentence
+    (rule_<name>) and the milestone and fake-grokking thresholds."""
+    return {**{f"rule_{c.name}": c.text for c in CRITERIA.values()},
+            **{name: float(getattr(findings, name)) for name in ("FIT", "BRIDGE", "OOD_HALF", "FAKE_OOD",
+                                                                 "FAKE_BRIDGE", "CHANCE_MARGIN", "DELAY")}}
+
+
+def differences(name: str, seeds: Sequence[int], **overrides) -> tuple[pd.DataFrame, dict[str, str | int]]:
+    """How preset `name` (with `overrides`) differs from the paper's setting: a table (one column each) and the
+    values a chapter glues (ours_<row>, paper_<row>, preset, seed_list, ours_optimizer, paper_optimizer)."""
+    ours, paper = preset(name, **overrides), preset("paper")
+
+    def n_params(c) -> str:
+        return f"{sum(p.numel() for p in build_model(c.model, vocab_size(c.data.entities, c.data.relations)).parameters()):,}"
+
+    table = pd.DataFrame({n: {"entities": c.data.entities, "relations": c.data.relations,
+                              "facts per entity": c.data.out_degree, "phi": c.data.phi, "architecture": c.model.arch,
+                              "width": c.model.d_model, "parameters": n_params(c),
+                              "run length": run_length(n, **(overrides if n == name else {}))}
+                          for n, c in (("paper", paper), (name, ours))})
+    table.loc["seeds"] = ["one run per regime", ", ".join(map(str, seeds))]
+    values = {f"{who}_{key.replace(' ', '_')}": table.loc[key, col]
+              for key in ("entities", "architecture", "parameters", "run length")
+              for who, col in (("ours", name), ("paper", "paper"))}
+    return table, {**values, "preset": name, "seed_list": ", ".join(map(str, seeds)),
+                   "ours_optimizer": optimizer_text(ours), "paper_optimizer": optimizer_text(paper)}
