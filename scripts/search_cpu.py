@@ -52,11 +52,6 @@ def patching(run: gc.Run, step: int | None = None) -> dict:
     return out
 
 
-def readout(metrics: pd.DataFrame, arch: str) -> str:
-    """The criteria's bridge readout: the probe where the run logged it, else the architecture's lens rule."""
-    return "bridge_probe" if (metrics.metric == "bridge_probe").any() else bridge_metric(arch)
-
-
 def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
     """Train `name` for at most `budget_s` seconds (resuming), then summarize what its run reached."""
     regime, overrides, why = CANDIDATES[name]
@@ -82,7 +77,7 @@ def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
            "config": json.dumps(gc.config.to_dict(cfg), sort_keys=True),
            "status": run.status(), "train_seconds": round(seconds, 1),
            "wall_seconds_this_call": round(time.perf_counter() - t0, 1),
-           **summarize_pretrain(metrics, regime, readout(metrics, cfg.model.arch)), **readout_columns(metrics),
+           **summarize_pretrain(metrics, regime, bridge_metric(cfg.model.arch, metrics)), **readout_columns(metrics),
            **patching(run), **{f"chance_{k}": v for k, v in patching(run, 0).items() if "followed" in k}}
     return row
 

@@ -42,7 +42,7 @@ def run_candidate(name: str, train: bool = True) -> dict:
             "run_id": run.id, "config": json.dumps(gc.config.to_dict(cfg), sort_keys=True),
             "train_seconds": round(run.load_checkpoint()["seconds"], 1),
             "final_id_atomic": final(metrics, "id_atomic", "exact_match"),
-            **summarize_finetune(metrics, base, bridge_metric(cfg.model.arch))}
+            **summarize_finetune(metrics, base, bridge_metric(cfg.model.arch, metrics))}
 
 
 def main() -> None:

@@ -282,11 +282,15 @@ def test_every_criterion_states_its_thresholds_and_names_its_columns():
     assert list(findings.criteria_table().criterion) == [f"holds_{n}" for n in findings.CRITERIA]
 
 
-def test_the_readout_is_one_constant(monkeypatch):
+def test_the_readout_is_the_one_that_can_fail_where_a_run_logs_it():
     assert findings.bridge_metric("looped") == "bridge_found_intermediate"
     assert findings.bridge_metric("trm") == findings.LENS
-    monkeypatch.setattr(findings, "READOUT", "bridge_probe")
-    assert findings.bridge_metric("looped") == findings.bridge_metric("trm") == "bridge_probe"
+    logged = pd.DataFrame({"step": [0, 0], "split": "test_inferred_ood", "metric": ["bridge_probe", "bridge_used"],
+                           "value": 0.0})
+    assert findings.bridge_metric("looped", logged) == "bridge_used"
+    assert findings.bridge_metric("trm", logged) == "bridge_probe"
+    assert findings.bridge_metric("trm", logged.iloc[1:]) == findings.LENS
+    assert all(r in findings.BRIDGE_RULES for r in findings.READOUT.values())
 
 
 def test_summaries_decide_each_bridge_criterion_with_the_readout_and_the_lens_rule():

@@ -1,8 +1,8 @@
 """grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026) for a laptop CPU.
 
 Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, finetune,
-encode, model, flops, lens, runs, train, paper, findings, claims, search, experiments, reproduce, paths, plots,
-cli.
+encode, model, flops, lens, runs, probe, paths, train, paper, findings, claims, search, experiments, reproduce,
+plots, cli.
 """
 from .augment import REGIME_SPECS, regime_params
 from .config import (REGIMES, ConfigError, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig,

@@ -95,20 +95,22 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
 
 
 def readout_chance(cfg: RunConfig, split: str = "test_inferred_ood") -> dict[str, float]:
-    """Every bridge readout of `split` on the untrained model of `cfg` (its run's step-0 evaluation, computed
-    without training), and the share of its queries whose answer follows a patched bridge (`paths.bridge_used`)."""
+    """Every bridge readout of `split` on the untrained model of `cfg`: its run's step-0 evaluation, computed
+    without training."""
     import torch
 
-    from .data import make_dataset, vocab_size
+    from .data import vocab_size
     from .model import build_model
-    from .paths import bridge_used
     from .train import build_task, eval_queries, evaluate
 
     task = build_task(cfg)
     queries = eval_queries(task, cfg, torch.device("cpu"))
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, vocab_size(task.entities, task.relations))
-    out = {metric: value for (s, metric), value in evaluate(model, queries).items()
-           if s == split and metric.startswith("bridge") and "@" not in metric}
-    out["bridge_used"] = float(bridge_used(model, queries[split], make_dataset(cfg.data).graph.tail_of).mean())
-    return out
+    return {metric: value for (s, metric), value in evaluate(model, queries, task.tail_of).items()
+            if s == split and metric.startswith("bridge") and "@" not in metric}
+
+
+def readout_chance_table(configs: dict[str, RunConfig]) -> pd.DataFrame:
+    """`readout_chance` of each named configuration, one row each."""
+    return pd.DataFrame({name: readout_chance(cfg) for name, cfg in configs.items()}).T

@@ -12,9 +12,9 @@ row, the sentence that states it, and the numbers it is decided on (ours and the
 `judge_seeds` applies those that compare the runs of one seed. The claim tables (`grokcircuit.claims`),
 `grokcircuit.reproduce` and the notebooks read the same registry.
 
-The bridge readout. The criteria read the bridge through `bridge_metric(arch)`: `READOUT` once the runs log a
-readout that can fail (an entity-restricted lens or a probe); until then the paper's any-stage, any-position
-lens rule for the TRM, and for the causal looped model the rule without its first and last stage, because there
+The bridge readout. The criteria read the bridge through `bridge_metric(arch, metrics)`: `READOUT[arch]` where the
+run logs it (the probe for the TRM, patching for the causal model: readouts that can fail); for runs logged
+before them the paper's any-stage, any-position lens rule for the TRM, and for the causal looped model the rule without its first and last stage, because there
 the last stage at the r1 slot is the atomic answer (the bridge) for any model that memorised the facts, so the
 paper's rule is met by a model trained only on atomic facts (seen in the from-scratch control). Leaving out the
 last stage measures whether the bridge is retrieved early enough for the second hop to read it, but a fact
@@ -48,7 +48,9 @@ CIRCUIT_BASES = ("natural", "both_hop_full", "first_hop_full")
 FAKE_BASES = ("second_hop_full",)
 
 LENS = "bridge_found"  # the paper's lens rule, reported beside the readout
-READOUT: str | None = None  # the readout every criterion reads ("bridge_probe" once logged); None: the lens rules
+# the readout that can fail, per architecture: in the TRM every state is a composition cell, so the probe; in the
+# causal model the bridge sits at the r1 slot, which is the atomic query itself, so only patching can tell use
+READOUT = {"trm": "bridge_probe", "looped": "bridge_used"}
 
 BRIDGE_RULES = {
     "bridge_found": "the paper's: the bridge is the top-1 token at any stage and any position",
@@ -57,13 +59,21 @@ BRIDGE_RULES = {
                                   "(h, r1), so a memorised fact shows its answer there: always at the last stage, and "
                                   "at intermediate stages when the fact is retrieved early. The rule therefore measures "
                                   "early retrieval, not composition; activation patching is the causal check"),
+    "bridge_entity_lens": ("the bridge is the top entity of the logit lens restricted to entity tokens, at the best "
+                           "composition cell"),
+    "bridge_probe": ("a linear probe fit on the states of training compositions reads the bridge, at the best "
+                     "stage"),
+    "bridge_used": ("the answer becomes the donor's when the first-hop slots are patched with those of a query "
+                    "with another bridge (activation patching)"),
 }
 
 
-def bridge_metric(arch: str) -> str:
-    """The bridge readout the criteria read for `arch`: `READOUT`, else the lens rule the architecture does not
-    meet trivially (see the module docstring)."""
-    return READOUT or ("bridge_found" if arch == "trm" else "bridge_found_intermediate")
+def bridge_metric(arch: str, metrics: pd.DataFrame | None = None) -> str:
+    """The bridge readout the criteria read for `arch`: `READOUT[arch]` where `metrics` log it, else the lens rule
+    the architecture does not meet trivially (see the module docstring)."""
+    if metrics is not None and (metrics.metric == READOUT[arch]).any():
+        return READOUT[arch]
+    return "bridge_found" if arch == "trm" else "bridge_found_intermediate"
 
 
 def curve(metrics: pd.DataFrame, split: str, metric: str) -> pd.Series:

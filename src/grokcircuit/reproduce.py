@@ -138,7 +138,7 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
         summarize = summarize_finetune if finding == "3" else summarize_pretrain
         rows.append({"finding": finding, "regime": regime, "seed": seed, "run_id": run.id,
                      "train_seconds": round(run.load_checkpoint()["seconds"], 1),
-                     **summarize(metrics, regime, bridge_metric(cfg.model.arch))})
+                     **summarize(metrics, regime, bridge_metric(cfg.model.arch, metrics))})
     frame = pd.DataFrame(rows)
     frame.attrs["seconds"] = time.perf_counter() - t0
     table = upsert_csv(out, frame, KEY, sort=True)

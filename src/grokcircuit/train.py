@@ -9,7 +9,8 @@ weights are evaluated every `eval_every` steps and at the end, and each evaluati
 Each evaluation logs tidy rows: train loss and epoch; exact match on every probe split; "training accuracy" =
 the mean over id_atomic, ood_atomic and train_inferred (the paper's); the logit lens rates (bridge found,
 target found, per stage, entity-restricted) on the two-hop test splits; and, in pretraining, the bridge probe
-(`probe`) fit on train_inferred and scored on both two-hop test splits. Step 0 evaluates the untrained model: its
+(`probe`) fit on train_inferred and scored on both two-hop test splits, and the share of their answers that
+follow a bridge patched into the first-hop slots (`paths.bridge_used`). Step 0 evaluates the untrained model: its
 rows are every readout's chance level. Finetuning starts from the base run's final EMA weights
 (trained first when missing) with its own LR, warm-up and length; the control group starts from scratch.
 A longer version of a stored pretraining run continues it (`Run.prefix`).
@@ -35,6 +36,7 @@ from .encode import encode, layout_of
 from .finetune import build_finetune_set
 from .lens import Queries, exact_match, lens_metrics, run_lens
 from .model import autocast_for, build_model, sequence_loss
+from .paths import bridge_used
 from .probe import bridge_probe, probe_stages
 from .runs import Run, open_run
 
@@ -51,6 +53,7 @@ class Task:
     probes: dict[str, Items]
     entities: int
     relations: int
+    tail_of: np.ndarray | None = None  # (E, R) the pretraining graph, for patching; None when finetuning
 
 
 @dataclass
@@ -66,7 +69,7 @@ class Schedule:
 def build_task(cfg: RunConfig) -> Task:
     ds = make_dataset(cfg.data)
     if cfg.finetune is None:
-        return Task(ds.train, ds.probes, cfg.data.entities, cfg.data.relations)
+        return Task(ds.train, ds.probes, cfg.data.entities, cfg.data.relations, ds.graph.tail_of)
     fs = build_finetune_set(ds, cfg.finetune)
     return Task(fs.train, fs.probes, cfg.data.entities, cfg.data.relations)
 
@@ -126,8 +129,10 @@ def eval_queries(task: Task, cfg: RunConfig, device: torch.device) -> dict[str, 
     return out
 
 
-def evaluate(model: torch.nn.Module, queries: dict[str, Queries]) -> dict[tuple[str, str], float]:
-    """{(split, metric): value} for one evaluation of `model`."""
+def evaluate(model: torch.nn.Module, queries: dict[str, Queries], tail_of: np.ndarray | None = None
+             ) -> dict[tuple[str, str], float]:
+    """{(split, metric): value} for one evaluation of `model`; given the graph's `tail_of`, also the share of
+    two-hop test answers that follow a bridge patched into the first-hop slots (`paths.bridge_used`)."""
     out: dict[tuple[str, str], float] = {}
     for name, q in queries.items():
         if len(q):
@@ -139,6 +144,8 @@ def evaluate(model: torch.nn.Module, queries: dict[str, Queries]) -> dict[tuple[
         frame = probe_stages(model, queries[PROBE_TRAIN], {s: queries[s] for s in PROBE_SPLITS})
         for split, value in bridge_probe(frame).items():
             out[(split, "bridge_probe")] = value
+        for split in PROBE_SPLITS if tail_of is not None else ():
+            out[(split, "bridge_used")] = float(bridge_used(model, queries[split], tail_of).mean())
     train_acc = [out[(s, "exact_match")] for s in TRAIN_ACC_SPLITS if (s, "exact_match") in out]
     if train_acc:
         out[("train", "accuracy")] = float(np.mean(train_acc))
@@ -259,7 +266,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
     autocast = autocast_for(device)
 
     def checkpoint(step: int, loss_mean: float | None) -> None:
-        metrics = evaluate(ema.model, queries)
+        metrics = evaluate(ema.model, queries, task.tail_of)
         if loss_mean is not None:
             metrics[("train", "loss")] = loss_mean
         metrics[("train", "epoch")] = step / batches.per_epoch
