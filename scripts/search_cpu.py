@@ -21,7 +21,7 @@ import grokcircuit as gc
 from grokcircuit.encode import layout_of
 from grokcircuit.experiments import backfill
 from grokcircuit import paths
-from grokcircuit.findings import bridge_metric, readout_columns, summarize_pretrain
+from grokcircuit.findings import READOUTS, bridge_metric, readout_columns, summarize_pretrain
 from grokcircuit.runs import results_dir, upsert_csv
 from grokcircuit.search import CANDIDATES
 
@@ -69,7 +69,7 @@ def run_candidate(name: str, budget_s: float, train: bool = True) -> dict:
     if gc.Run(cfg).load_checkpoint() is None:
         raise SystemExit(f"{name}: no checkpoint yet (the budget ended before the first evaluation)")
     run = gc.Run(cfg)
-    metrics = backfill(run, splits=("test_inferred_ood",))
+    metrics = backfill(run, metrics=READOUTS, splits=("test_inferred_ood",))
     CURVES.mkdir(parents=True, exist_ok=True)
     metrics[~metrics.metric.str.startswith("bridge@")].to_csv(CURVES / f"{name}.csv", index=False)
     seconds = run.load_checkpoint()["seconds"]

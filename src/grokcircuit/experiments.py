@@ -62,19 +62,18 @@ def finetune_metrics(preset: str, bases: Iterable[str], seeds: Iterable[int], pr
 
 def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",),
              splits: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """The run's metrics, plus lens metrics it did not log at some evaluations (added to the package later),
+    """The run's metrics, plus readouts it did not log at some evaluations (added to the package later),
     recomputed from the EMA snapshot of each evaluation on the same queries (default: every lens split)."""
     import torch
 
     from .data import vocab_size
-    from .lens import lens_metrics, run_lens
     from .model import build_model
-    from .train import build_task, eval_queries
+    from .train import build_task, eval_queries, evaluate
 
     logged = run.metrics()
     if splits is None:
         splits = tuple(sorted(set(logged.split[logged.metric == "bridge_found"])))
-    have = logged[logged.metric.isin(metrics)].groupby("step").size()
+    have = logged[logged.metric.isin(metrics) & logged.split.isin(splits)].groupby("step").size()
     steps = [s for s in run.snapshot_steps() if have.get(s, 0) < len(metrics) * len(splits)]
     if not steps:
         return logged
@@ -85,11 +84,11 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
     rows = []
     for step in steps:
         model.load_state_dict(run.ema_state(step))
-        for split in splits:
-            values = lens_metrics(run_lens(model, queries[split]))
-            rows += [(step, split, name, values[name]) for name in metrics]
+        values = evaluate(model, queries, task.tail_of)
+        rows += [(step, split, name, values[(split, name)]) for split in splits for name in metrics
+                 if (split, name) in values]
     extra = pd.DataFrame(rows, columns=["step", "split", "metric", "value"])
-    keep = ~(logged.step.isin(steps) & logged.metric.isin(metrics))
+    keep = ~(logged.step.isin(steps) & logged.metric.isin(metrics) & logged.split.isin(splits))
     return pd.concat([logged[keep], extra], ignore_index=True).sort_values(["step", "split", "metric"],
                                                                            ignore_index=True)
 

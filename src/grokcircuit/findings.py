@@ -110,7 +110,7 @@ def fake_evaluations(metrics: pd.DataFrame, bridge: str) -> pd.DataFrame:
                        & (both.bridge >= chance + CHANCE_MARGIN))
 
 
-READOUTS = ("bridge_found", "bridge_found_intermediate", "bridge_entity_lens", "bridge_probe")
+READOUTS = ("bridge_found", "bridge_found_intermediate", "bridge_entity_lens", "bridge_probe", "bridge_used")
 
 
 def readout_columns(metrics: pd.DataFrame, split: str = "test_inferred_ood") -> dict[str, float]:

@@ -321,13 +321,13 @@ READOUT_COLUMNS = {  # label -> (OOD value column of a search row, its chance-le
     "lens, paper's rule": ("bridge_found_at_best", "chance_bridge_found"),
     "entity lens": ("bridge_entity_lens_at_best", "chance_bridge_entity_lens"),
     "probe": ("bridge_probe_at_best", "chance_bridge_probe"),
-    "patching": ("ood_patch_followed", "chance_ood_patch_followed"),
+    "patching": ("bridge_used_at_best", "chance_bridge_used"),
 }
 
 
 def readout_table(search: pd.DataFrame) -> pd.DataFrame:
-    """The candidates that log every readout: per readout its OOD value at the best OOD evaluation (patching: of the
-    final model) with its chance level (the untrained model) in brackets, and the shares of correct OOD answers
+    """The candidates that log every readout: per readout its OOD value at the best OOD evaluation with its chance
+    level (the untrained model) in brackets, and the shares of correct OOD answers
     whose bridge the entity lens shows and patching uses."""
     columns = ["candidate", "regime", "head", "best OOD exact match", *READOUT_COLUMNS, "entity lens | correct",
                "used | correct"]
