@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from grokcircuit.config import DataConfig, ModelConfig, RunConfig, TrainConfig, preset
-from grokcircuit.data import Items, choose, make_dataset, vocab_size
+from grokcircuit.data import Items, choose, vocab_size
+from grokcircuit.dataset import make_dataset
 from grokcircuit.encode import encode, layout_of
 from grokcircuit.flops import train_flops_per_step
 from grokcircuit.lens import Queries, run_lens

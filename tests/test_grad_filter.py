@@ -30,3 +30,9 @@ def test_the_start_is_part_of_the_run_id_and_validated():
     assert gc.override(cfg, **{"train.grokfast_init": "zero"}).run_id != cfg.run_id
     with pytest.raises(gc.ConfigError, match="train.grokfast_init"):
         gc.override(cfg, **{"train.grokfast_init": "ones"}).validate()
+
+
+def test_a_gradient_start_then_averages():
+    g0, g1 = torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 2.0]])
+    _, second = filtered("gradient", [g0, g1])
+    torch.testing.assert_close(second, g1 + 2 * (0.5 * g0 + 0.5 * g1))

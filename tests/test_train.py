@@ -17,7 +17,7 @@ import torch
 
 import grokcircuit as gc
 from grokcircuit.data import vocab_size
-from grokcircuit.train import GradFilter, build_task, eval_queries
+from grokcircuit.train import build_task, eval_queries
 
 PROBES = ("id_atomic", "ood_atomic", "train_inferred", "test_inferred_iid", "test_inferred_ood")
 SHORT = {"train.steps": "60", "train.eval_every": "30"}
@@ -162,17 +162,6 @@ def test_longer_run_continues_a_shorter_one(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = gc.override(long, **{"train.lr": "2e-3"})
     assert gc.Run(other, tmp_path / "a").prefix() is None
-
-
-def test_grad_filter_adds_the_scaled_gradient_average():
-    model = torch.nn.Linear(2, 1, bias=False)
-    filt = GradFilter(model, alpha=0.5, lamb=2.0)
-    grads = [torch.tensor([[1.0, 0.0]]), torch.tensor([[3.0, 2.0]])]
-    expected = [grads[0] * 3, grads[1] + 2 * (0.5 * grads[0] + 0.5 * grads[1])]
-    for g, want in zip(grads, expected):
-        model.weight.grad = g.clone()
-        filt.apply()
-        torch.testing.assert_close(model.weight.grad, want)
 
 
 def test_grokfast_run_resumes_exactly_and_changes_training(tmp_path):

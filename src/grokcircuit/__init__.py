@@ -1,13 +1,14 @@
 """grokcircuit: a reproduction of "Is Grokking Worthwhile?" (He et al., 2026) for a laptop CPU.
 
-Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, finetune,
-encode, model, flops, lens, runs, probe, paths, train, paper, findings, claims, search, experiments, reproduce,
+Notebooks write `import grokcircuit as gc`. Modules, in import order: config, data, augment, dataset,
+finetune, encode, model, flops, lens, runs, probe, paths, train, paper, findings, claims, search, experiments, reproduce,
 plots, cli.
 """
 from .augment import REGIME_SPECS, regime_params
 from .config import (REGIMES, ConfigError, DataConfig, FinetuneConfig, ModelConfig, RunConfig, TrainConfig,
                      override, preset)
-from .data import PROBES, Items, KGDataset, make_dataset, token_names
+from .data import PROBES, Items, KGDataset, token_names
+from .dataset import make_dataset
 from .encode import encode
 from .finetune import CATEGORIES, build_finetune_set
 from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, run_lens, target_found

@@ -15,7 +15,8 @@ import torch
 
 from . import __version__
 from .config import FINETUNE_PRESETS, REGIMES, ConfigError, DataConfig, RunConfig, override, preset
-from .data import make_dataset, vocab_size
+from .data import vocab_size
+from .dataset import make_dataset
 from .encode import layout_of
 from .lens import Queries, lens_metrics, run_lens
 from .model import build_model

@@ -31,7 +31,8 @@ import torch
 from tqdm import tqdm
 
 from .config import RunConfig
-from .data import Items, choose, make_dataset, vocab_size
+from .data import Items, choose, vocab_size
+from .dataset import make_dataset
 from .encode import encode, layout_of
 from .finetune import build_finetune_set
 from .lens import Queries, exact_match, lens_metrics, run_lens
