@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from grokcircuit import reproduce as rep
+from grokcircuit import weights
 from grokcircuit.runs import Run
 
 FAST = {"train.steps": 40, "train.eval_every": 20, "train.eval_size": 100,
@@ -115,3 +116,16 @@ def test_a_run_in_training_is_locked(tmp_path, monkeypatch):
     with rep.training_lock(run), open(run.dir / "train.lock") as other:
         with pytest.raises(BlockingIOError):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_the_sweep_ships_every_run_s_weights(serial):
+    store, rows = serial
+    manifest = weights.read_manifest(store / "weights")
+    assert {e["run_id"] for e in manifest.values() if e["step"] is None} == set(rows.run_id)
+    pretrain = rows[rows.finding != "3"].run_id.iloc[0]
+    snapshots = [e["step"] for e in manifest.values() if e["run_id"] == pretrain and e["step"] is not None]
+    assert 0 < len(snapshots) <= rep.SHIPPED_SNAPSHOTS
+    shipped = weights.load(store / "weights" / weights.file_name(pretrain))
+    trained = Run(next(cfg for *_, cfg in rep.plan("ci", (0,), REGIMES, True, FAST) if cfg.run_id == pretrain),
+                  store).ema_state()
+    assert all(torch.equal(shipped[k], trained[k].half().float()) for k in trained)

@@ -1,4 +1,4 @@
-"""Shipped weights: fp16 files with a checksummed manifest, found by run id, refused when altered."""
+"""Shipped weights: fp16 files with a checksummed manifest; a run known only by them counts as finished."""
 import pytest
 import torch
 
@@ -9,6 +9,7 @@ from grokcircuit import weights
 @pytest.fixture
 def results(tmp_path, monkeypatch):
     monkeypatch.setenv("GROKCIRCUIT_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("GROKCIRCUIT_RUNS", str(tmp_path / "runs"))
     return tmp_path / "results"
 
 
@@ -17,28 +18,42 @@ def state() -> dict[str, torch.Tensor]:
     return {"w": torch.randn(4, 3), "steps": torch.tensor([7])}
 
 
-def test_exported_weights_load_back_at_fp16_precision(results):
-    path = weights.export("abc123", state(), results / "cpu" / "weights")
-    assert path.name == "abc123.pt" and weights.find("abc123") == path
-    back = weights.load("abc123")
+def test_exported_weights_load_back_at_fp16_precision(tmp_path):
+    path = weights.export(state(), tmp_path, "abc123")
+    assert path.name == "abc123.pt" and weights.find([tmp_path], "abc123") == path
+    back = weights.load(path)
     assert back["w"].dtype == torch.float32 and torch.equal(back["steps"], torch.tensor([7]))
     torch.testing.assert_close(back["w"], state()["w"].half().float())
-    assert weights.total_bytes() == path.stat().st_size
+    assert weights.total_bytes([tmp_path]) == path.stat().st_size
+    weights.export(state(), tmp_path, "abc123", step=500)
+    assert sorted(weights.read_manifest(tmp_path)) == ["abc123.pt", "abc123_500.pt"]
+    assert weights.find([tmp_path], "abc123", 1000) is None
 
 
-def test_snapshots_are_separate_files(results):
-    folder = results / "cpu" / "weights"
-    weights.export("abc123", state(), folder)
-    weights.export("abc123", state(), folder, step=500)
-    assert sorted(weights.read_manifest(folder)) == ["abc123.pt", "abc123_500.pt"]
-    assert weights.find("abc123", 1000) is None
-    with pytest.raises(FileNotFoundError, match="at step 1000"):
-        weights.load("abc123", 1000)
+def test_a_run_with_shipped_weights_is_finished_and_never_retrained(results):
+    cfg = gc.preset("ci", **{"train.steps": "20", "train.eval_every": "10"})
+    trained = gc.get_or_train(cfg, progress=False, root=results.parent / "elsewhere")
+    folder = gc.runs.weights_dir("ci")
+    weights.export(trained.ema_state(), folder, trained.id)
+    weights.export(trained.ema_state(10), folder, trained.id, step=10)
+    (gc.runs.results_dir("ci") / "metrics").mkdir()
+    trained.metrics().to_csv(gc.runs.results_dir("ci") / "metrics" / f"{trained.id}.csv", index=False)
+
+    run = gc.Run(cfg)  # the default store is empty
+    assert run.status() == "finished" and run.load_checkpoint() is None
+    assert gc.get_or_train(cfg, progress=False).load_checkpoint() is None  # nothing was trained
+    assert run.metrics().value.tolist() == trained.metrics().value.tolist()
+    model, again = run.load_model(), trained.load_model()
+    q = gc.Queries.build(gc.make_dataset(cfg.data).probes["id_atomic"], "causal", 60, 12)
+    torch.testing.assert_close(model(q.tokens).logits, again(q.tokens).logits, atol=0.05, rtol=0)
+    torch.testing.assert_close(run.ema_state(10)["head.weight"], trained.ema_state(10)["head.weight"], atol=1e-3,
+                               rtol=0)
 
 
 def test_an_altered_file_is_refused(results):
-    path = weights.export("abc123", state(), results / "cpu" / "weights")
+    cfg = gc.preset("ci")
+    path = weights.export(state(), gc.runs.weights_dir("ci"), cfg.run_id)
     data = path.read_bytes()
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(gc.RunCorrupted, match="do not match"):
-        weights.load("abc123")
+        gc.Run(cfg).ema_state()

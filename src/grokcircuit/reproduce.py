@@ -4,7 +4,9 @@ For each seed: the pretraining regimes, then finetuning on new knowledge from ea
 from-scratch control. Runs go through the run store (resumable, reused). Writes
 `results/<preset>/summary.csv`: one row per (finding, regime, seed) with the run's training time, T_fit,
 T_bridge, T_ood, the final metrics and `holds_<criterion>` columns (empty where a criterion does not apply),
-and every run's metrics as `results/<preset>/metrics/<run_id>.csv`, so the book's figures need no checkpoints.
+every run's metrics as `results/<preset>/metrics/<run_id>.csv`, and its final EMA weights in fp16 (with a few
+snapshots for the first seed's pretraining runs) under `results/<preset>/weights/` with a checksummed manifest
+(`grokcircuit.weights`), so the book analyses trained models without training them.
 
 Rows are merged into an existing summary (a row is replaced by the newer one of the same finding, regime and
 seed), so a long reproduction can be done in parts. `stored_only` summarizes the finished runs already in the
@@ -35,10 +37,12 @@ from tqdm import tqdm
 from .config import REGIMES, RunConfig, preset
 from .experiments import backfill, finetune_config
 from .findings import FINDING_OF, bridge_metric, judge_seeds, summarize_finetune, summarize_pretrain
+from . import weights
 from .runs import Run, open_run, results_dir, runs_root, upsert_csv
 from .train import get_or_train
 
 KEY = ["finding", "regime", "seed"]
+SHIPPED_SNAPSHOTS = 4  # snapshots shipped per pretraining run of the first seed
 
 
 def summary_path(name: str) -> Path:
@@ -131,10 +135,11 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
 
     rows = []
     for finding, regime, seed, cfg in runs:
-        if (run := Run(cfg)).status() != "finished":
-            continue
+        if (run := Run(cfg)).status() != "finished" or run.load_checkpoint() is None:
+            continue  # not trained here: a shipped run keeps its committed row
         metrics = backfill(run)
         metrics.to_csv(curves / f"{run.id}.csv", index=False)
+        ship(run, out.parent / "weights", snapshots=finding != "3" and seed == seeds[0])
         summarize = summarize_finetune if finding == "3" else summarize_pretrain
         rows.append({"finding": finding, "regime": regime, "seed": seed, "run_id": run.id,
                      "train_seconds": round(run.load_checkpoint()["seconds"], 1),
@@ -145,6 +150,15 @@ def reproduce(name: str = "cpu", seeds: tuple[int, ...] = (0, 1, 2), regimes: tu
     if len(table):
         upsert_csv(out, judge_seeds(table), KEY, sort=True)  # the criteria that compare the runs of one seed
     return frame
+
+
+def ship(run: Run, folder: Path, snapshots: bool) -> None:
+    """Export the run's final EMA weights (fp16, `grokcircuit.weights`) and, with `snapshots`, those of
+    SHIPPED_SNAPSHOTS evaluations spread over the run, for the figures along training."""
+    weights.export(run.ema_state(), folder, run.id)
+    steps = run.snapshot_steps() if snapshots else []
+    for step in steps[:: max(1, len(steps) // SHIPPED_SNAPSHOTS)][:SHIPPED_SNAPSHOTS]:
+        weights.export(run.ema_state(step), folder, run.id, step)
 
 
 def load_summary(name: str = "cpu") -> pd.DataFrame:

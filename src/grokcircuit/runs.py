@@ -14,7 +14,9 @@ so the longer run is the shorter one continued, step for step.
 Checkpoints load with `weights_only=True`. A truncated or mismatched file raises `RunCorrupted`.
 
 Committed results (summaries, metric curves, search tables) live in `results/<preset>/` (`results_dir`), and
-every table there is merged through `upsert_csv`.
+every table there is merged through `upsert_csv`. Shipped weights (`results/<preset>/weights/`, written by
+`grokcircuit reproduce` through `grokcircuit.weights`) make a run that is not in the store count as finished:
+`Run.ema_state` and `Run.load_model` then read them, and `Run.metrics` the committed curves.
 """
 from __future__ import annotations
 
@@ -28,7 +30,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from . import weights
 from .config import RunConfig, from_dict, to_dict
+from .data import vocab_size
+from .model import build_model
 
 COLUMNS = ["step", "split", "metric", "value"]
 
@@ -49,9 +54,24 @@ def runs_root() -> Path:
     return _home("runs", "GROKCIRCUIT_RUNS")
 
 
+def results_root() -> Path:
+    """The committed results: `results/` (`$GROKCIRCUIT_RESULTS` when set)."""
+    return _home("results", "GROKCIRCUIT_RESULTS")
+
+
 def results_dir(preset: str) -> Path:
-    """The committed results of a preset: `results/<preset>` (the results root is `$GROKCIRCUIT_RESULTS` when set)."""
-    return _home("results", "GROKCIRCUIT_RESULTS") / preset
+    """The committed results of a preset: `results/<preset>`."""
+    return results_root() / preset
+
+
+def weights_dir(preset: str) -> Path:
+    """The shipped weights of a preset's committed runs (`grokcircuit.weights`)."""
+    return results_dir(preset) / "weights"
+
+
+def shipped_dirs() -> list[Path]:
+    """Every preset's shipped weights folder."""
+    return sorted(p.parent for p in results_root().glob(f"*/weights/{weights.MANIFEST}"))
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -116,10 +136,10 @@ class Run:
 
     # -- state
     def status(self) -> str:
-        """'new', 'partial' or 'finished'."""
+        """'new', 'partial' or 'finished' (also a run that is not in the store but has shipped weights)."""
         path = self.dir / "status.json"
         if not path.exists():
-            return "new"
+            return "finished" if self.shipped() is not None else "new"
         try:
             return "finished" if json.loads(path.read_text())["finished"] else "partial"
         except (ValueError, KeyError):
@@ -141,7 +161,7 @@ class Run:
         """The last saved state, None for a new run; raises `RunCorrupted` when unusable."""
         path = self.dir / "checkpoint.pt"
         if not path.exists():
-            if self.status() != "new":
+            if (self.dir / "status.json").exists():
                 raise RunCorrupted(f"run {self.id}: status.json present but checkpoint.pt missing; delete {self.dir}")
             return None
         self.check_config()
@@ -162,26 +182,52 @@ class Run:
 
     # -- results
     def metrics(self) -> pd.DataFrame:
-        """Tidy metrics (step, split, metric, value), from the checkpoint so they match the weights."""
+        """Tidy metrics (step, split, metric, value), from the checkpoint so they match the weights; for a run
+        known only by its shipped weights, its committed curves."""
         state = self.load_checkpoint()
         if state is None:
-            return pd.DataFrame(columns=COLUMNS)
+            committed = next(iter(results_root().glob(f"*/metrics/{self.id}.csv")), None)
+            return pd.read_csv(committed) if committed else pd.DataFrame(columns=COLUMNS)
         return pd.DataFrame(state["rows"], columns=COLUMNS)
 
+    def shipped(self, step: int | None = None) -> Path | None:
+        """The shipped weights file of this run at `step` (the final weights when None), if any."""
+        return weights.find(shipped_dirs(), self.id, step)
+
+    def _shipped_state(self, step: int | None) -> dict[str, torch.Tensor] | None:
+        path = self.shipped(step)
+        if path is None:
+            return None
+        try:
+            return weights.load(path)
+        except weights.WeightsMismatch as exc:
+            raise RunCorrupted(f"run {self.id}: {exc}; regenerate them with `grokcircuit reproduce`") from None
+
     def ema_state(self, step: int | None = None) -> dict[str, torch.Tensor]:
-        """EMA weights at the end (step None) or at an evaluation step that has a snapshot."""
+        """EMA weights at the end (step None) or at an evaluation step that has a snapshot; from the store, else
+        from the shipped weights (fp16 precision)."""
         if step is None:
             state = self.load_checkpoint()
-            if state is None:
-                raise FileNotFoundError(f"run {self.id} has no checkpoint yet")
-            return state["ema"]
+            if state is not None:
+                return state["ema"]
+            if (shipped := self._shipped_state(None)) is not None:
+                return shipped
+            raise FileNotFoundError(f"run {self.id} has no checkpoint yet")
         path = self.dir / f"ema_{step:08d}.pt"
         if not path.exists():
+            if (shipped := self._shipped_state(step)) is not None:
+                return shipped
             raise FileNotFoundError(f"run {self.id} has no snapshot at step {step}; have {self.snapshot_steps()}")
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise RunCorrupted(f"run {self.id}: unreadable {path.name} ({type(exc).__name__})") from None
+
+    def load_model(self, step: int | None = None) -> torch.nn.Module:
+        """The run's EMA model at `step` (the final one when None), on the CPU, in eval mode."""
+        model = build_model(self.cfg.model, vocab_size(self.cfg.data.entities, self.cfg.data.relations))
+        model.load_state_dict(self.ema_state(step))
+        return model.eval()
 
     def prefix(self) -> "Run | None":
         """The stored run that this (new) pretraining run continues: same config but fewer `train.steps`, the

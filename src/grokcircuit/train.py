@@ -310,6 +310,7 @@ def train(cfg: RunConfig, run: Run, progress: bool = True) -> Run:
 def get_or_train(cfg: RunConfig, progress: bool = True, root: Path | None = None) -> Run:
     """A finished run for `cfg`: reused when present, else trained (resuming a partial run)."""
     run = open_run(cfg, root)
-    if run.status() != "finished" or run.load_checkpoint() is None:
+    if run.status() != "finished":  # a run known by its shipped weights counts as finished
         train(cfg, run, progress=progress)
+    run.ema_state()  # refuses a corrupted run, stored or shipped
     return run

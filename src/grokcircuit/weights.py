@@ -1,31 +1,29 @@
-"""Shipped weights: the EMA weights of committed runs, compact and checksummed, so the book analyses trained models
-without training them.
+"""Shipped weights: compact, checksummed EMA weights of committed runs, so the book analyses trained models without
+training them.
 
-`results/<preset>/weights/` holds one fp16 state dict per (run, step), `<run_id>.pt` for the final weights and
-`<run_id>_<step>.pt` for a snapshot, and `manifest.json`: per file its run id, step, SHA-256 and size.
-`export(run, folder)` writes them (`grokcircuit reproduce` does, for every run it summarizes); `load(run_id, step)`
-finds a run's file in any preset's folder, checks its digest and returns float32 weights, loaded with
-`weights_only=True`. A file whose digest does not match is refused.
+A weights folder (`results/<preset>/weights/`, located by `runs`) holds one fp16 state dict per (run, step),
+`<run_id>.pt` for the final weights and `<run_id>_<step>.pt` for a snapshot, and `manifest.json`: per file its
+run id, step, SHA-256 and size. `export` writes a file and its manifest entry; `load` checks the digest and
+returns float32 weights, loaded with `weights_only=True`; a file that does not match its manifest is refused.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
 
-from .runs import RunCorrupted, _atomic_write, results_dir
-
 MANIFEST = "manifest.json"
+
+
+class WeightsMismatch(ValueError):
+    """A shipped weights file whose digest differs from its manifest entry."""
 
 
 def file_name(run_id: str, step: int | None = None) -> str:
     return f"{run_id}.pt" if step is None else f"{run_id}_{step}.pt"
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:
@@ -33,41 +31,41 @@ def read_manifest(folder: Path) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def export(run_id: str, state: dict[str, torch.Tensor], folder: Path, step: int | None = None) -> Path:
-    """Write `state` as fp16 (`<run_id>[_<step>].pt`) into `folder` and record it in the manifest."""
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _replace(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def export(state: dict[str, torch.Tensor], folder: Path, run_id: str, step: int | None = None) -> Path:
+    """Write `state` in fp16 into `folder` and record it in the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = file_name(run_id, step)
+    path = folder / file_name(run_id, step)
     half = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state.items()}
-    _atomic_write(folder / name, lambda p: torch.save(half, p))
+    _replace(path, lambda p: torch.save(half, p))
     manifest = read_manifest(folder)
-    manifest[name] = {"run_id": run_id, "step": step, "sha256": _digest(folder / name),
-                      "bytes": (folder / name).stat().st_size}
-    _atomic_write(folder / MANIFEST, lambda p: p.write_text(json.dumps(dict(sorted(manifest.items())), indent=1)))
-    return folder / name
+    manifest[path.name] = {"run_id": run_id, "step": step, "sha256": _digest(path), "bytes": path.stat().st_size}
+    _replace(folder / MANIFEST, lambda p: p.write_text(json.dumps(dict(sorted(manifest.items())), indent=1)))
+    return path
 
 
-def folders() -> list[Path]:
-    """Every preset's weights folder in the results tree."""
-    return sorted(p for p in results_dir("cpu").parent.glob("*/weights") if (p / MANIFEST).exists())
-
-
-def find(run_id: str, step: int | None = None) -> Path | None:
-    """The shipped file of (run, step), or None."""
+def find(folders: list[Path], run_id: str, step: int | None = None) -> Path | None:
+    """The file of (run, step) in the first of `folders` whose manifest lists it, or None."""
     name = file_name(run_id, step)
-    return next((f / name for f in folders() if name in read_manifest(f)), None)
+    return next((f / name for f in folders if name in read_manifest(f)), None)
 
 
-def load(run_id: str, step: int | None = None) -> dict[str, torch.Tensor]:
-    """The shipped float32 weights of (run, step), checked against the manifest's digest."""
-    path = find(run_id, step)
-    if path is None:
-        raise FileNotFoundError(f"no shipped weights for run {run_id}" + (f" at step {step}" if step is not None else ""))
+def load(path: Path) -> dict[str, torch.Tensor]:
+    """The float32 weights of a shipped file, checked against its manifest."""
     if _digest(path) != read_manifest(path.parent)[path.name]["sha256"]:
-        raise RunCorrupted(f"shipped weights {path} do not match their manifest; regenerate them with "
-                           "`grokcircuit reproduce`")
+        raise WeightsMismatch(f"shipped weights {path} do not match their manifest")
     state = torch.load(path, map_location="cpu", weights_only=True)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def total_bytes() -> int:
-    return sum(e["bytes"] for f in folders() for e in read_manifest(f).values())
+def total_bytes(folders: list[Path]) -> int:
+    return sum(entry["bytes"] for f in folders for entry in read_manifest(f).values())
