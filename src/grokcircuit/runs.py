@@ -59,6 +59,11 @@ def results_root() -> Path:
     return _home("results", "GROKCIRCUIT_RESULTS")
 
 
+def benchmarks_dir() -> Path:
+    """The committed benchmark tables: `benchmarks/` at the repository root."""
+    return _home("benchmarks", "GROKCIRCUIT_BENCHMARKS")
+
+
 def results_dir(preset: str) -> Path:
     """The committed results of a preset: `results/<preset>`."""
     return results_root() / preset
