@@ -4,7 +4,11 @@ The book is the one ``tests/conftest.py`` builds once per session (shared with t
 It is served on 127.0.0.1 and driven through the Chrome DevTools Protocol (websocket-client).
 The browser resolves no host name, so the book must load with no network: anything it tried
 to fetch from elsewhere (a CDN script, a web font) fails and is reported. A full-page
-screenshot of each page is saved to ``<build>/screenshots/``.
+screenshot of each page is saved to ``<build>/screenshots/`` and stays there for a reader of the
+test run. Every figure of a claim chapter must display at least ``MIN_PANEL_PX`` wide per panel:
+a figure of a grid of N columns says so with the class ``cols-N`` (``:figclass:`` of its
+``glue:figure``; ``grokcircuit.plots`` draws at most two columns) and reaches a little into the
+right-hand margin (``:figwidth: 110%``), since the text column alone is under 700 px wide.
 
 Chromium is Debian's ``chromium`` (``make test`` installs it when missing; ``$CHROMIUM``
 names another binary). Without it, or without websocket-client, these tests are skipped.
@@ -36,6 +40,9 @@ PAGES = [TOC["root"], *(ch["file"] for part in TOC["parts"] for ch in part["chap
 PAGES += ["genindex", "search"]
 CHROMIUM_NAMES = ["chromium", "chromium-browser", "google-chrome"]
 WIDTH, HEIGHT, MAX_SHOT_HEIGHT = 1280, 900, 16000  # viewport; screenshots stop at MAX_SHOT_HEIGHT
+MIN_PANEL_PX = 350  # displayed width of one panel of a figure, below which its labels cannot be read
+CLAIM_CHAPTERS = [p for p in PAGES if re.fullmatch(r"notebooks/0\d_\w+", p)]
+COLUMNS = re.compile(r"\bcols-(\d+)\b")
 # sphinx-thebe 0.3.1 (jupyter-book 1.0.4) writes its inline configuration into every page twice,
 # and the second copy throws. Harmless: live code (thebe) is not enabled in this book.
 KNOWN_JS_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
@@ -82,6 +89,8 @@ PAGE_FACTS = r"""
     errors: all(".output.error, .output.traceback, .system-message, .problematic", main).length,
     unresolved: all(".xref", main).filter(x => !x.closest("a")).map(x => x.textContent),
     images: all("img", main).map(i => [i.currentSrc || i.src, i.complete ? i.naturalWidth : 0]),
+    figures: all("figure img", main).map(i => [i.currentSrc || i.src, i.getBoundingClientRect().width,
+                                                i.closest("figure").className]),
     math: all(".math", main).length,
     mathRendered: all(".math", main).filter(m => m.querySelector("mjx-container")).length,
     mathErrors: all("mjx-merror", main).length,
@@ -305,6 +314,37 @@ def test_page_in_browser(page: str, visit: Callable[[str], dict[str, Any]], site
         if missing := [u for u in launch_links(page) if u not in facts["links"]]:
             problems.append(f"launch buttons missing: {missing}")
     assert not problems, f"{page}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("page", CLAIM_CHAPTERS)
+def test_figures_display_each_panel_legibly(page: str, visit: Callable[[str], dict[str, Any]]):
+    """At the viewport's width, every figure of a claim chapter gives each of its columns of panels at least
+    MIN_PANEL_PX: a one-panel figure that many pixels, a two-column grid (class cols-2) twice as many."""
+    figures = visit(page)["figures"]
+    assert figures, f"{page}: no figure"
+    narrow = []
+    for src, width, classes in figures:
+        columns = int(m.group(1)) if (m := COLUMNS.search(classes)) else 1
+        if width / columns < MIN_PANEL_PX:
+            narrow.append(f"{src.rsplit('/', 1)[-1]}: {width:.0f} px for {columns} column(s)")
+    assert not narrow, f"{page}: panels narrower than {MIN_PANEL_PX} px: {narrow}"
+
+
+def test_every_page_leaves_a_screenshot(visit: Callable[[str], dict[str, Any]], build_dir: Path):
+    """After the visits, <build>/screenshots holds one full-page PNG per page, as tall as the page (up to
+    MAX_SHOT_HEIGHT) and as wide as the viewport."""
+    missing, wrong = [], []
+    for page in PAGES:
+        height = min(visit(page)["height"], MAX_SHOT_HEIGHT)
+        shot = build_dir / "screenshots" / f"{page.replace('/', '_')}.png"
+        if not shot.is_file():
+            missing.append(shot.name)
+            continue
+        head = shot.read_bytes()[:24]  # PNG signature, then the IHDR chunk: width and height, big-endian
+        size = (int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"))
+        if not head.startswith(b"\x89PNG") or size != (WIDTH, height):
+            wrong.append(f"{shot.name}: {size}")
+    assert not missing and not wrong, f"screenshots missing: {missing}; of the wrong size: {wrong}"
 
 
 def test_math_is_typeset_offline(visit: Callable[[str], dict[str, Any]], site: str,
