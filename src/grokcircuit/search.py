@@ -112,6 +112,11 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                                                   "data.seed": "1"}, "untied second-hop-full, seed 1"),
     "untied-natural": ("natural", {**SMALL, **ZERO_FROM0, **UNTIED, "train.steps": "60000"},
                        "untied head, natural regime: does it still grok?"),
+    # hypothesis 2: the TRM at 200 entities, where the paper's lens rule has a chance level of 0.09, not 0.2
+    "trm-e200-second-full": ("second_hop_full", {**TRM, **ZERO_FROM0, "data.entities": "200"},
+                             "the TRM at 200 entities, second-hop-full: does the lens or the probe see its bridges?"),
+    "trm-e200-both-full": ("both_hop_full", {**TRM, **ZERO_FROM0, "data.entities": "200"},
+                           "the TRM at 200 entities, both-hop-full"),
 }
 
 THREE_PASS_BASE = {"model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k and its regimes
