@@ -85,3 +85,11 @@ def test_the_control_is_judged_on_new_facts_only():
     row = finetune("control", new=1.0, new_old=0.0, old_new=0.0, old_new_bridge=0.0)
     assert row["holds_new_facts_learned"] is True
     assert "holds_new_old_composes" not in row and "holds_old_new_fails_with_bridge" not in row
+
+
+def test_a_collapse_of_the_fit_is_measured_from_its_best():
+    collapse = [0.1, 0.5, 0.95, 0.97, 0.2, 0.6, 0.99, 1.0, 1.0, 1.0, 1.0]
+    assert F.fall_after_fit(curves(train__accuracy=collapse)) == 0.97 - 0.2
+    assert F.fall_after_fit(curves(train__accuracy=rising(3000))) == 0.0
+    assert pd.isna(F.fall_after_fit(curves(train__accuracy=rising(None))))
+    assert pretrain("natural", fit=2000, bridge=rising(3000), ood=rising(6000))["train_fall_after_fit"] == 0.0

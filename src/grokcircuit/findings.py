@@ -110,6 +110,17 @@ def fake_evaluations(metrics: pd.DataFrame, bridge: str) -> pd.DataFrame:
                        & (both.bridge >= chance + CHANCE_MARGIN))
 
 
+FITTING = 0.9  # training accuracy from which a fall counts as a collapse of the fit (`fall_after_fit`)
+
+
+def fall_after_fit(metrics: pd.DataFrame) -> float:
+    """The largest fall of training accuracy below its best so far, once it has reached FITTING (0 if it never
+    falls; NaN if it never gets there): the collapse the gradient filter's switch-on caused."""
+    acc = curve(metrics, "train", "accuracy")
+    after = acc[acc.index >= acc.index[(acc >= FITTING).argmax()]] if (acc >= FITTING).any() else acc.iloc[:0]
+    return float((after.cummax() - after).max()) if len(after) else float("nan")
+
+
 READOUTS = ("bridge_found", "bridge_found_intermediate", "bridge_entity_lens", "bridge_probe", "bridge_used")
 
 
@@ -259,7 +270,7 @@ def _measure_pretrain(metrics: pd.DataFrame, bridge: str) -> dict:
             "max_ood_exact_match": float(ood.max()) if len(ood) else float("nan"),
             "early_ood_exact_match": float(early.max()) if len(early) else float("nan"),
             "chance_ood_bridge_found": float(fake.bridge.iloc[0]) if len(fake) and fake.index[0] == 0 else float("nan"),
-            "fake_evaluations": int(fake.fake.sum())}
+            "fake_evaluations": int(fake.fake.sum()), "train_fall_after_fit": fall_after_fit(metrics)}
 
 
 def summarize_pretrain(metrics: pd.DataFrame, regime: str, bridge: str = "bridge_found") -> dict:
