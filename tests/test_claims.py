@@ -339,3 +339,58 @@ def test_the_search_names_only_candidates_it_defines():
              search.FILTER["strong"], *sum(search.RECURRENCE.values(), ())]
     assert set(named) <= set(search.CANDIDATES)
     assert all(base in (*findings.REGIMES, "control") for base, _, _ in search.FINETUNE_CANDIDATES.values())
+
+
+def test_verdict_holds_only_when_every_criterion_holds_in_every_seed():
+    rows = pd.DataFrame({"holds_order": [True, True, False], "holds_delay": ["True", "True", "True"],
+                         "holds_other": [True, np.nan, np.nan]})  # as read back from a CSV: strings, missing
+    assert claims.verdict(rows, ["order"]) == "does not hold"  # holds in 2 of 3 seeds
+    assert claims.verdict(rows, ["delay"]) == "holds"
+    assert claims.verdict(rows, ["order", "delay"]) == "does not hold"
+    assert claims.verdict(rows) == "does not hold"  # default: holds_order and holds_delay, measured in every row
+    assert claims.verdict(rows[["holds_delay", "holds_other"]]) == "holds"  # holds_other is not in every row
+    assert claims.verdict(rows, ["missing"]) == "is not measured"
+    assert claims.verdict(rows.iloc[:0], ["delay"]) == "is not measured"
+
+
+def milestone_summary() -> pd.DataFrame:
+    """Natural seeds 0-2 (2,000 to 4,000 steps; two reach T_ood, none T_bridge) and a natural finetune."""
+    nan = np.nan
+    return pd.DataFrame({"finding": ["1", "1", "1", "3"], "regime": "natural", "seed": [0, 1, 2, 0],
+                         "T_fit": [100, 200, 300, nan], "T_bridge": nan, "T_ood": [1000, nan, 1500, nan],
+                         "steps": [2000, 4000, 3000, 500]})
+
+
+def test_milestone_text_reads_whatever_the_outcome():
+    frame = milestone_summary()
+    assert claims.milestone_text(frame, "natural", "T_fit") == "training accuracy reaches 0.99 at step 200 [100–300]"
+    assert (claims.milestone_text(frame, "natural", "T_ood")
+            == "OOD exact match reaches 0.5 at step 1,250 [1,000–1,500] in 2 of 3 seeds")
+    assert (claims.milestone_text(frame, "natural", "T_bridge")
+            == "the OOD bridge readout never reaches 0.9 in 4,000 steps")  # the longest run, finetunes left out
+    assert claims.milestone_text(frame, "both_hop_full", "T_ood") == "OOD exact match is not measured (no run)"
+
+
+def test_glue_values_state_every_criterion_and_threshold():
+    values = claims.glue_values()
+    assert {k for k in values if k.startswith("rule_")} == {f"rule_{name}" for name in findings.CRITERIA}
+    assert values["rule_grokking_delay"] == f"T_ood ≥ {findings.DELAY} T_fit"
+    assert values["FIT"] == findings.FIT and values["FAKE_BRIDGE"] == findings.FAKE_BRIDGE
+    assert values["DELAY"] == float(findings.DELAY)
+    assert all(isinstance(v, (str, float)) for v in values.values())
+
+
+def test_differences_set_the_preset_beside_the_paper():
+    table, values = claims.differences("ci", [0, 1])
+    assert list(table.columns) == ["paper", "ci"]
+    assert table.loc["entities", "paper"] == 2000 and table.loc["seeds", "ci"] == "0, 1"
+    assert table.loc["seeds", "paper"] == "one run per regime"
+    assert values["preset"] == "ci" and values["seed_list"] == "0, 1"
+    assert values["ours_entities"] == table.loc["entities", "ci"]
+    assert values["paper_architecture"] == "trm"
+    assert values["ours_parameters"] == table.loc["parameters", "ci"]
+    assert values["ours_optimizer"].startswith("AdamW") and values["paper_optimizer"].startswith("AdamW")
+    wider = claims.differences("ci", [0], **{"model.d_model": "128"})[0]
+    assert wider.loc["width", "ci"] == 128 and wider.loc["width", "paper"] == table.loc["width", "paper"]
+    count = lambda t: int(t.loc["parameters", "ci"].replace(",", ""))  # noqa: E731
+    assert count(wider) > count(table)
