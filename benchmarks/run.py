@@ -198,7 +198,7 @@ class Setup:
             self.opt.param_groups[0][variant] = True
         self.fwd = torch.compile(self.model) if variant == "compile" else self.model
         t = cfg.train  # the gradient filter, when the preset has one, as it runs after `grokfast_from`
-        self.grad_filter = GradFilter(self.model, t.grokfast_alpha, t.grokfast_lamb) if t.grokfast_alpha > 0 else None
+        self.grad_filter = GradFilter(self.model, t.grokfast_alpha, t.grokfast_lamb, t.grokfast_init) if t.grokfast_alpha > 0 else None
         self.model.train()
 
     @contextlib.contextmanager

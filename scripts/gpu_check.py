@@ -12,7 +12,7 @@ level. At the end each run is patched (`paths.bridge_used`, `paths.patch_profile
 probed per stage.
 
 Writes to --out: `summary.csv` (one row per run), and per run `<name>/metrics.csv`, `patch.csv`, `probe.csv`,
-`analysis.json` and `ema_final.pt` (fp16 EMA weights).
+`analysis.json` and the fp16 EMA weights with their manifest (`grokcircuit.weights`).
 
     python scripts/gpu_check.py --minutes 7 --out results/gpu     # on a machine with CUDA
     python scripts/gpu_check.py --tiny --out /tmp/gpu-check        # the same code path on a CPU, in seconds
@@ -31,10 +31,8 @@ import pandas as pd
 import torch
 
 import grokcircuit as gc
-from grokcircuit import paths, probe
-from grokcircuit.data import vocab_size
-from grokcircuit.findings import FIT, curve, first_step
-from grokcircuit.model import build_model
+from grokcircuit import paths, probe, weights
+from grokcircuit.findings import FIT, curve, first_step, readout_columns
 from grokcircuit.runs import Run
 from grokcircuit.train import build_task, eval_queries, train
 
@@ -80,9 +78,7 @@ def worker(name: str, budget: float, out: Path, root: Path, tiny: bool) -> None:
     device = torch.device(cfg.train.device)
     task = build_task(cfg)
     queries = eval_queries(task, cfg, device)
-    model = build_model(cfg.model, vocab_size(task.entities, task.relations)).to(device)
-    model.load_state_dict(run.ema_state())
-    tail_of = gc.make_dataset(cfg.data).graph.tail_of
+    model, tail_of = run.load_model().to(device), task.tail_of
     ood = queries["test_inferred_ood"]
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,8 +89,7 @@ def worker(name: str, budget: float, out: Path, root: Path, tiny: bool) -> None:
     analysis = {"name": name, "run_id": run.id, "steps": steps, "steps_per_second": rate,
                 "config": gc.config.to_dict(cfg), **paths.bridge_rate_when_correct(model, ood, tail_of)}
     (folder / "analysis.json").write_text(json.dumps(analysis, indent=1))
-    torch.save({k: v.half() if v.is_floating_point() else v for k, v in run.ema_state().items()},
-               folder / "ema_final.pt")
+    weights.export(run.ema_state(), folder, run.id)
 
 
 def summarize(out: Path) -> pd.DataFrame:
@@ -102,14 +97,10 @@ def summarize(out: Path) -> pd.DataFrame:
     rows = []
     for folder in sorted(p for p in out.iterdir() if (p / "analysis.json").exists()):
         a, m = json.loads((folder / "analysis.json").read_text()), pd.read_csv(folder / "metrics.csv")
-        ood = curve(m, "test_inferred_ood", "exact_match")
         row = {"name": a["name"], "regime": a["config"]["data"]["regime"], "seed": a["config"]["train"]["seed"],
                "steps": a["steps"], "steps_per_second": round(a["steps_per_second"], 1),
-               "T_fit": first_step(m, "train", "accuracy", FIT), "best_ood_exact_match": ood.max()}
-        for readout in ("bridge_found", "bridge_entity_lens", "bridge_probe"):
-            c = curve(m, "test_inferred_ood", readout)
-            row[f"chance_{readout}"], row[f"final_{readout}"] = c.iloc[0], c.iloc[-1]
-            row[f"{readout}_at_best_ood"] = c.reindex(ood.index).iloc[int(ood.values.argmax())]
+               "T_fit": first_step(m, "train", "accuracy", FIT),
+               "best_ood_exact_match": curve(m, "test_inferred_ood", "exact_match").max(), **readout_columns(m)}
         row.update({k: a[k] for k in a if k.endswith(("_when_correct", "_when_wrong"))})
         rows.append(row)
     table = pd.DataFrame(rows)

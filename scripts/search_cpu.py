@@ -36,9 +36,7 @@ def patching(run: gc.Run, step: int | None = None) -> dict:
     and that patching uses."""
     cfg = run.cfg
     task = gc.build_task(cfg)
-    model = gc.build_model(cfg.model, gc.data.vocab_size(task.entities, task.relations))
-    model.load_state_dict(run.ema_state(step))
-    tail_of = gc.make_dataset(cfg.data).graph.tail_of
+    model, tail_of = run.load_model(step), task.tail_of
     out = {}
     for short, split in (("ood", "test_inferred_ood"), ("iid", "test_inferred_iid")):
         q = gc.Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)

@@ -350,6 +350,7 @@ def test_verdict_holds_only_when_every_criterion_holds_in_every_seed():
     assert claims.verdict(rows) == "does not hold"  # default: holds_order and holds_delay, measured in every row
     assert claims.verdict(rows[["holds_delay", "holds_other"]]) == "holds"  # holds_other is not in every row
     assert claims.verdict(rows, ["missing"]) == "is not measured"
+    assert claims.verdict(rows, ["delay", "missing"]) == "is not measured"  # not "holds" on an unmeasured one
     assert claims.verdict(rows.iloc[:0], ["delay"]) == "is not measured"
 
 

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from grokcircuit import weights
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -17,8 +19,9 @@ def test_gpu_check_runs_trains_and_summarizes_on_a_cpu(tmp_path):
     assert summary.name.tolist() == [name]
     row = summary.iloc[0]
     assert row.steps >= 20 and 0 <= row.chance_bridge_probe <= 1 and 0 <= row.chance_bridge_entity_lens <= 1
-    for file in ("metrics.csv", "patch.csv", "probe.csv", "analysis.json", "ema_final.pt"):
+    for file in ("metrics.csv", "patch.csv", "probe.csv", "analysis.json", "manifest.json"):
         assert (tmp_path / name / file).stat().st_size > 0
+    assert [e["step"] for e in weights.read_manifest(tmp_path / name).values()] == [None]
 
 
 def test_gpu_check_refuses_an_unknown_experiment(tmp_path):

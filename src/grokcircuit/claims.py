@@ -263,7 +263,7 @@ def verdict(rows: pd.DataFrame, criteria: Sequence[str] | None = None) -> str:
     columns = [f"holds_{c}" for c in criteria] if criteria is not None else \
         [c for c in rows.columns if c.startswith("holds_") and rows[c].notna().all()]
     held = [_holds(rows, c.removeprefix("holds_")) for c in columns]
-    if not rows.size or not any(len(h) for h in held):
+    if not rows.size or not held or not all(len(h) for h in held):
         return "is not measured"
     return "holds" if all(h.all() for h in held) else "does not hold"
 

@@ -15,11 +15,9 @@ import torch
 
 from . import __version__
 from .config import FINETUNE_PRESETS, REGIMES, ConfigError, DataConfig, RunConfig, override, preset
-from .data import vocab_size
 from .dataset import make_dataset
 from .encode import layout_of
 from .lens import Queries, lens_metrics, run_lens
-from .model import build_model
 from .runs import RunCorrupted, list_runs, load_run
 from .train import build_task, get_or_train
 
@@ -99,8 +97,7 @@ def cmd_lens(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     cfg = run.cfg
     task = build_task(cfg)
-    model = build_model(cfg.model, vocab_size(task.entities, task.relations))
-    model.load_state_dict(run.ema_state(args.step))
+    model = run.load_model(args.step)
     split = {"ood": "test_inferred_ood", "iid": "test_inferred_iid"}.get(args.split, args.split)
     if split not in task.probes:
         raise ConfigError(f"invalid --split={args.split!r}: one of ood, iid, {', '.join(task.probes)}")

@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import pandas as pd
+import torch
 
 from .config import RunConfig, preset as make_preset
+from .data import vocab_size
+from .model import build_model
 from .runs import Run
-from .train import get_or_train
+from .train import build_task, eval_queries, evaluate, get_or_train
 
 
 def as_list(value: Any) -> list:
@@ -64,12 +67,6 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
              splits: tuple[str, ...] | None = None) -> pd.DataFrame:
     """The run's metrics, plus readouts it did not log at some evaluations (added to the package later),
     recomputed from the EMA snapshot of each evaluation on the same queries (default: every lens split)."""
-    import torch
-
-    from .data import vocab_size
-    from .model import build_model
-    from .train import build_task, eval_queries, evaluate
-
     logged = run.metrics()
     if splits is None:
         splits = tuple(sorted(set(logged.split[logged.metric == "bridge_found"])))
@@ -77,14 +74,11 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
     steps = [s for s in run.snapshot_steps() if have.get(s, 0) < len(metrics) * len(splits)]
     if not steps:
         return logged
-    cfg = run.cfg
-    task = build_task(cfg)
-    queries = eval_queries(task, cfg, torch.device("cpu"))
-    model = build_model(cfg.model, vocab_size(task.entities, task.relations))
+    task = build_task(run.cfg)
+    queries = eval_queries(task, run.cfg, torch.device("cpu"))
     rows = []
     for step in steps:
-        model.load_state_dict(run.ema_state(step))
-        values = evaluate(model, queries, task.tail_of)
+        values = evaluate(run.load_model(step), queries, task.tail_of)
         rows += [(step, split, name, values[(split, name)]) for split in splits for name in metrics
                  if (split, name) in values]
     extra = pd.DataFrame(rows, columns=["step", "split", "metric", "value"])
@@ -96,12 +90,6 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
 def readout_chance(cfg: RunConfig, split: str = "test_inferred_ood") -> dict[str, float]:
     """Every bridge readout of `split` on the untrained model of `cfg`: its run's step-0 evaluation, computed
     without training."""
-    import torch
-
-    from .data import vocab_size
-    from .model import build_model
-    from .train import build_task, eval_queries, evaluate
-
     task = build_task(cfg)
     queries = eval_queries(task, cfg, torch.device("cpu"))
     torch.manual_seed(cfg.train.seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .data import Items
@@ -160,10 +161,8 @@ def lens_metrics(res: LensResult) -> dict[str, float]:
     return out
 
 
-def lens_frame(res: LensResult) -> "pd.DataFrame":  # noqa: F821
+def lens_frame(res: LensResult) -> pd.DataFrame:
     """Tidy frame: one row per (query, stage, position) with the top-1 token and bridge/target hits."""
-    import pandas as pd
-
     s, q, p = np.indices(res.top1.shape)  # (S, N, T) grids of stage, query and position
     return pd.DataFrame({
         "query": q.ravel(), "stage": np.asarray(res.stages)[s.ravel()], "position": p.ravel(),

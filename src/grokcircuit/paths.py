@@ -11,7 +11,7 @@ measurable:
   it did not ("kept"). The TRM re-injects the input embedding at every L update, which would restore the clean
   token at the patched position; there the patch also swaps in the donor's input embedding at that position for
   every later L update (`model.INPUT`), so the donor's information persists through the recursion.
-  `bridge_used(...)` gives the per-query verdict at the stage where following is most common.
+  `bridge_used(...)` gives the per-query verdict at the end of the first pass.
 
 Entry points: `path_map`, `first_stage`, `first_stage_counts`, `total_variation`, `agreement`, `patch_effect`,
 `patch_profile`, `bridge_used`, `bridge_rate_when_correct`.
@@ -24,7 +24,7 @@ import torch
 
 from .encode import answer_position, entity_token
 from .lens import LensResult, Queries, bridge_found, composition_cells, exact_match, run_lens
-from .model import INPUT, autocast_for
+from .model import INPUT, autocast_for, stage_names
 
 PATCH_BATCH = 512
 R1_SLOT = 1  # the r1 token's slot in both layouts: where the bridge is decoded
@@ -262,15 +262,12 @@ def bridge_used(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, stage: 
     """Per query: patching the first-hop slots (h, r1) with a donor's at `stage` makes the answer the donor's
     t' = tail(b', r2), i.e. the answer is read from what those slots hold at that stage (False where the query has
     no valid donor). Default stage: the end of the first pass (`loop0_block{last}`; the TRM's `h0_commit`)."""
-    stages = [stage or _middle_stage(model, q)]
+    stages = [stage or _middle_stage(model)]
     return _patch_rates(model, q, tail_of, stages, FIRST_HOP, None, seed, per_query=True)[0]
 
 
-def _middle_stage(model: torch.nn.Module, q: Queries) -> str:
-    with torch.no_grad(), autocast_for(q.tokens.device):
-        stages = list(model(q.tokens[:1], trace=True).trace)
-    first_pass = [s for s in stages if s.startswith(("loop0_", "h0_"))]
-    return first_pass[-1]
+def _middle_stage(model: torch.nn.Module) -> str:
+    return [s for s in stage_names(model.cfg) if s.startswith(("loop0_", "h0_"))][-1]
 
 
 # ----------------------------------------------------------------------------- real vs fake grokking
@@ -280,15 +277,16 @@ def bridge_rate_when_correct(model: torch.nn.Module, q: Queries, tail_of: np.nda
     """Does a correct answer come with a recovered bridge? (Finding 2, "fake grokking").
 
     Returns n, correct (fraction answered exactly), and among the correctly answered queries and among the
-    others: the paper's lens rule (`bridge_when_correct`), the entity-restricted lens at a composition cell
+    others: the paper's lens rule (`bridge_when_correct`), the entity-restricted lens at the best composition cell
     (`entity_lens_when_correct`) and, given `tail_of`, the share whose answer follows a patched bridge
     (`used_when_correct`, `bridge_used`). NaN for an empty group.
     """
     correct = exact_match(model, q)
     res = run_lens(model, q)
-    cells = composition_cells(res.stages, res.top1.shape[2])
-    readouts = {"bridge": bridge_found(res),
-                "entity_lens": (res.bridge_entity_hits() & cells[:, None, :]).any(axis=(0, 2))}
+    hits = res.bridge_entity_hits()  # (S, N, T)
+    rate = np.where(composition_cells(res.stages, hits.shape[2]), hits.mean(axis=1), -1.0)
+    s, t = np.unravel_index(rate.argmax(), rate.shape)  # the best composition cell (`lens.bridge_entity_lens`)
+    readouts = {"bridge": bridge_found(res), "entity_lens": hits[s, :, t]}
     if tail_of is not None:
         readouts["used"] = bridge_used(model, q, tail_of)
     rate = lambda x, sel: float(x[sel].mean()) if sel.any() else float("nan")  # noqa: E731

@@ -42,10 +42,6 @@ def stage_states(model: torch.nn.Module, q: Queries) -> tuple[list[str], np.ndar
     return stages, torch.cat(parts, dim=1).numpy()
 
 
-def _bridges(q: Queries) -> np.ndarray:
-    return q.items.b
-
-
 def probe_stages(model: torch.nn.Module, train: Queries, evals: dict[str, Queries]) -> pd.DataFrame:
     """Tidy (stage, split, accuracy, n): a probe per stage fit on `train`, scored on each split of `evals`."""
     stages, x_train = stage_states(model, train)
@@ -57,9 +53,9 @@ def probe_stages(model: torch.nn.Module, train: Queries, evals: dict[str, Querie
             continue
         features = lambda x: x[s][:, cells[s]].reshape(x.shape[1], -1)  # noqa: E731  (N, positions * D)
         probe = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=ALPHAS))
-        probe.fit(features(x_train), _bridges(train))
+        probe.fit(features(x_train), train.items.b)
         for name, x in x_evals.items():
-            hit = probe.predict(features(x)) == _bridges(evals[name])
+            hit = probe.predict(features(x)) == evals[name].items.b
             rows.append({"stage": stage, "split": name, "accuracy": float(hit.mean()), "n": len(hit)})
     return pd.DataFrame(rows, columns=["stage", "split", "accuracy", "n"])
 

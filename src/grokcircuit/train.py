@@ -133,7 +133,8 @@ def eval_queries(task: Task, cfg: RunConfig, device: torch.device) -> dict[str, 
 def evaluate(model: torch.nn.Module, queries: dict[str, Queries], tail_of: np.ndarray | None = None
              ) -> dict[tuple[str, str], float]:
     """{(split, metric): value} for one evaluation of `model`; given the graph's `tail_of`, also the share of
-    two-hop test answers that follow a bridge patched into the first-hop slots (`paths.bridge_used`)."""
+    two-hop test answers that follow a bridge patched into the first-hop slots (`paths.bridge_used`), and the bridge
+    probe (`probe`); both only in pretraining, whose graph `tail_of` is."""
     out: dict[tuple[str, str], float] = {}
     for name, q in queries.items():
         if len(q):
@@ -141,11 +142,11 @@ def evaluate(model: torch.nn.Module, queries: dict[str, Queries], tail_of: np.nd
         if name in LENS_SPLITS and len(q):
             for metric, value in lens_metrics(run_lens(model, q)).items():
                 out[(name, metric)] = value
-    if PROBE_TRAIN in queries and all(s in queries for s in PROBE_SPLITS):
+    if tail_of is not None:  # pretraining
         frame = probe_stages(model, queries[PROBE_TRAIN], {s: queries[s] for s in PROBE_SPLITS})
         for split, value in bridge_probe(frame).items():
             out[(split, "bridge_probe")] = value
-        for split in PROBE_SPLITS if tail_of is not None else ():
+        for split in PROBE_SPLITS:
             out[(split, "bridge_used")] = float(bridge_used(model, queries[split], tail_of).mean())
     train_acc = [out[(s, "exact_match")] for s in TRAIN_ACC_SPLITS if (s, "exact_match") in out]
     if train_acc:
@@ -184,12 +185,9 @@ class GradFilter:
     @torch.no_grad()
     def apply(self) -> None:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if self.slow is None and self.init == "gradient":
-            self.slow = [g.clone() for g in grads]
-        else:
-            if self.slow is None:
-                self.slow = [torch.zeros_like(g) for g in grads]
-            torch._foreach_lerp_(self.slow, grads, 1 - self.alpha)
+        if self.slow is None:  # lerp(g, g) = g: a gradient start is its first average
+            self.slow = [g.clone() if self.init == "gradient" else torch.zeros_like(g) for g in grads]
+        torch._foreach_lerp_(self.slow, grads, 1 - self.alpha)
         torch._foreach_add_(grads, self.slow, alpha=self.lamb)
         for p, g in zip(self.params, grads):
             p.grad = g
