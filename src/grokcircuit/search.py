@@ -13,7 +13,7 @@ import json
 import pandas as pd
 
 from .claims import as_bool, name_of
-from .findings import COMPOSES, LENS, OOD_HALF, curve
+from .findings import COMPOSES, LENS, OOD_HALF, curve, fake_evaluations
 
 PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.grokfast_from": "0"}  # no filter
 E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
@@ -348,3 +348,43 @@ def readout_table(search: pd.DataFrame) -> pd.DataFrame:
     out["entity lens | correct"] = rows.ood_entity_lens_when_correct.round(2)
     out["used | correct"] = rows.ood_used_when_correct.round(2)
     return out.reset_index(drop=True)
+
+
+FAKE_READOUTS = {"the paper's lens rule": "bridge_found", "the probe": "bridge_probe", "patching": "bridge_used"}
+
+
+def fake_table(search: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Finding 2 read three ways on each second-hop-full candidate that logs every readout: how many evaluations
+    answer at least FAKE_OOD of the OOD queries while the readout finds the bridge in at most FAKE_BRIDGE of them
+    (yet CHANCE_MARGIN above its untrained value; `findings.fake_evaluations`)."""
+    rows = readout_table(search)
+    rows = rows[rows.regime == name_of("second_hop_full")]
+    out = []
+    for name in rows.candidate:
+        run = curves[curves.name == name]
+        out.append({"candidate": name, **{label: int(fake_evaluations(run, readout).fake.sum())
+                                          for label, readout in FAKE_READOUTS.items()}})
+    return pd.DataFrame(out, columns=["candidate", *FAKE_READOUTS])
+
+
+def _count(n: int) -> str:
+    return "at no evaluation" if n == 0 else f"at {n} evaluation{'s' * (n != 1)}"
+
+
+def fake_text(readouts: pd.DataFrame, fakes: pd.DataFrame) -> str:
+    """Finding 2 per second-hop-full candidate in words, e.g. "untied-second-full (untied head; best OOD exact match
+    0.95): fake grokking holds by the probe at 4 evaluations, by patching at no evaluation, ...", and where a
+    readout that can fail misses a bridge that patching finds."""
+    if fakes.empty:
+        return "no second-hop-full candidate logs every readout yet"
+    head = readouts.set_index("candidate")
+    parts = []
+    for r in fakes.to_dict("records"):
+        verdicts = ", ".join(f"by {label} {_count(r[label])}" for label in FAKE_READOUTS)
+        name = r["candidate"]
+        parts.append(f"{name} ({head.loc[name, 'head']} head; best OOD exact match "
+                     f"{head.loc[name, 'best OOD exact match']:.2f}): fake grokking holds {verdicts}")
+    missed = fakes[(fakes["the probe"] > 0) & (fakes["patching"] == 0)].candidate.tolist()
+    if missed:
+        parts.append(f"in {', '.join(missed)} the probe misses a bridge that patching shows the answers use")
+    return "; ".join(parts)

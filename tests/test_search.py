@@ -1,0 +1,50 @@
+"""The search's readout tables (`grokcircuit.search`) on hand-made rows and curves whose verdict is known."""
+import json
+
+import pandas as pd
+
+from grokcircuit import findings, search
+
+STEPS = [0, 1000, 2000, 3000]
+
+
+def row(name: str, head: str, **values: float) -> dict:
+    overrides = {"model.tie_embeddings": "false"} if head == "untied" else {}
+    base = {"name": name, "regime": "second_hop_full", "overrides": json.dumps(overrides), "max_ood_exact_match": 0.95,
+            "ood_entity_lens_when_correct": 0.1, "ood_used_when_correct": 0.9}
+    for value, chance in search.READOUT_COLUMNS.values():
+        base[value], base[chance] = values.get(value, 0.5), 0.02
+    return base
+
+
+def curves(name: str, probe: list[float], used: list[float]) -> pd.DataFrame:
+    series = {"exact_match": [0.0, 0.5, 0.9, 0.95], "bridge_found": [0.2, 1.0, 1.0, 1.0], "bridge_probe": probe,
+              "bridge_used": used}
+    return pd.DataFrame([(name, step, "test_inferred_ood", metric, v) for metric, values in series.items()
+                         for step, v in zip(STEPS, values)], columns=["name", "step", "split", "metric", "value"])
+
+
+def test_a_probe_that_misses_a_bridge_patching_finds_is_said_so():
+    rows = pd.DataFrame([row("tied", "tied"), row("untied", "untied", bridge_probe_at_best=0.1)])
+    table = search.readout_table(rows)
+    assert table["head"].tolist() == ["tied", "untied"] and table["probe"].tolist() == ["0.50 (0.02)", "0.10 (0.02)"]
+    runs = pd.concat([curves("tied", [0.0, 0.4, 0.8, 0.8], [0.0, 0.5, 0.9, 0.9]),
+                      curves("untied", [0.0, 0.1, 0.2, 0.2], [0.0, 0.5, 0.9, 0.9])])
+    fakes = search.fake_table(rows, runs).set_index("candidate")
+    assert fakes.loc["untied"].tolist() == [0, 2, 0] and fakes.loc["tied"].tolist() == [0, 0, 0]
+    text = search.fake_text(table, fakes.reset_index())
+    assert "by the probe at 2 evaluations" in text and text.endswith("in untied the probe misses a bridge that "
+                                                                     "patching shows the answers use")
+
+
+def test_a_readout_at_chance_never_makes_grokking_fake():
+    rows = pd.DataFrame([row("blind", "untied")])
+    blind = curves("blind", [0.3, 0.3, 0.35, 0.3], [0.0, 0.5, 0.9, 0.9])
+    assert search.fake_table(rows, blind).loc[0, "the probe"] == 0  # never CHANCE_MARGIN above step 0
+    assert findings.CHANCE_MARGIN > 0.05
+
+
+def test_without_rows_that_log_every_readout_the_tables_are_empty():
+    old = pd.DataFrame([{"name": "old", "regime": "natural", "overrides": "{}"}])
+    assert search.readout_table(old).empty and search.fake_table(old, pd.DataFrame()).empty
+    assert search.fake_text(search.readout_table(old), search.fake_table(old, pd.DataFrame())).startswith("no ")
