@@ -13,7 +13,7 @@ import json
 import pandas as pd
 
 from .claims import as_bool, name_of
-from .findings import COMPOSES, LENS, OOD_HALF, curve, fake_evaluations
+from .findings import COMPOSES, FITTING, LENS, OOD_HALF, curve, fake_evaluations
 
 PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.grokfast_from": "0"}  # no filter
 E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
@@ -388,3 +388,19 @@ def fake_text(readouts: pd.DataFrame, fakes: pd.DataFrame) -> str:
     if missed:
         parts.append(f"in {', '.join(missed)} the probe misses a bridge that patching shows the answers use")
     return "; ".join(parts)
+
+
+def collapse_text(summary: pd.DataFrame, search: pd.DataFrame) -> str:
+    """How far training accuracy fell after first reaching FITTING (`findings.fall_after_fit`) in the committed
+    runs, whose filter average started at the switch-on gradient, and in the candidates whose average starts at
+    zero."""
+    committed = summary.loc[summary.finding != "3", "train_fall_after_fit"].dropna()
+    zero = search[[json.loads(o).get("train.grokfast_init") == "zero" for o in search.overrides]] \
+        if "train_fall_after_fit" in search else search.iloc[:0]
+    fall = zero["train_fall_after_fit"].dropna() if len(zero) else zero
+    text = (f"in the committed pretraining runs, training accuracy fell by up to {committed.max():.2f} after first "
+            f"reaching {FITTING} (median {committed.median():.2f}, {len(committed)} runs)")
+    if len(fall):
+        text += (f"; in the {len(fall)} search candidates whose average starts at zero, by at most "
+                 f"{fall.max():.2f}")
+    return text
