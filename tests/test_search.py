@@ -48,3 +48,13 @@ def test_without_rows_that_log_every_readout_the_tables_are_empty():
     old = pd.DataFrame([{"name": "old", "regime": "natural", "overrides": "{}"}])
     assert search.readout_table(old).empty and search.fake_table(old, pd.DataFrame()).empty
     assert search.fake_text(search.readout_table(old), search.fake_table(old, pd.DataFrame())).startswith("no ")
+
+
+def test_the_collapse_is_compared_between_committed_runs_and_zero_start_candidates():
+    summary = pd.DataFrame({"finding": ["1", "1", "3"], "train_fall_after_fit": [0.9, 0.8, float("nan")]})
+    cand = pd.DataFrame({"overrides": [json.dumps({"train.grokfast_init": "zero"}), "{}"],
+                         "train_fall_after_fit": [0.02, 0.7]})
+    text = search.collapse_text(summary, cand)
+    assert text.startswith("in the committed pretraining runs, training accuracy fell by up to 0.90")
+    assert "(median 0.85, 2 runs)" in text and text.endswith("whose average starts at zero, by at most 0.02")
+    assert "zero" not in search.collapse_text(summary, cand.drop(columns="train_fall_after_fit"))
