@@ -31,8 +31,8 @@ CURVES = results_dir("cpu") / "search"
 
 def patching(run: gc.Run, step: int | None = None) -> dict:
     """Activation patching of the EMA model at `step` (default: the final one; `grokcircuit.paths`): the largest
-    share of OOD and ID test answers that follow a donor's bridge, over stages, patching the first-hop slots, and
-    where it peaks; and on OOD queries, the share of correct answers whose bridge the entity-restricted lens shows
+    share of OOD and ID test answers that follow a donor's bridge, over the stages after the embedding, patching the
+    first-hop slots, and where it peaks; and on OOD queries, the share of correct answers whose bridge the entity-restricted lens shows
     and that patching uses."""
     cfg = run.cfg
     task = gc.build_task(cfg)
@@ -40,8 +40,8 @@ def patching(run: gc.Run, step: int | None = None) -> dict:
     out = {}
     for short, split in (("ood", "test_inferred_ood"), ("iid", "test_inferred_iid")):
         q = gc.Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
-        profile = gc.patch_profile(model, q, tail_of, position=paths.FIRST_HOP)
-        best = profile.loc[profile.followed.idxmax()]
+        profile = gc.patch_profile(model, q, tail_of, position=paths.FIRST_HOP).iloc[1:]  # the first stage
+        best = profile.loc[profile.followed.idxmax()]  # is the input itself: any model that answers follows there
         out[f"{short}_patch_followed"] = round(float(best.followed), 4)
         out[f"{short}_patch_stage"] = best.stage
         if short == "ood":
