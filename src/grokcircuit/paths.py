@@ -248,7 +248,8 @@ def patch_profile(model: torch.nn.Module, q: Queries, tail_of: np.ndarray, posit
     """`patch_effect` at every stage with the same donors: tidy (stage, followed, kept, other, n, clean).
 
     The final stage is left out by default: it is the state the head decodes slot by slot, so a patch there
-    can only change the patched slot itself.
+    can only change the patched slot itself. At the first stage, patching the first-hop slots (`FIRST_HOP`) swaps
+    the donor's h and r1 into the input: any model that answers the donor's query follows there.
     """
     with torch.no_grad(), autocast_for(q.tokens.device):
         stages = list(model(q.tokens[:1], trace=True).trace)
