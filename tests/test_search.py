@@ -58,3 +58,16 @@ def test_the_collapse_is_compared_between_committed_runs_and_zero_start_candidat
     assert text.startswith("in the committed pretraining runs, training accuracy fell by up to 0.90")
     assert "(median 0.85, 2 runs)" in text and text.endswith("whose average starts at zero, by at most 0.02")
     assert "zero" not in search.collapse_text(summary, cand.drop(columns="train_fall_after_fit"))
+
+
+def test_the_zero_start_is_compared_with_the_committed_recipe():
+    rows = pd.DataFrame([{"name": n, "max_ood_exact_match": best, "steps": 60000, "T_ood": t_ood,
+                          "train_fall_after_fit": fall}
+                         for n, best, t_ood, fall in (("e60-looped2x2-grokfast-60k", 0.52, 58000, 0.01),
+                                                      ("zero-natural", 0.10, float("nan"), 0.0),
+                                                      ("zero-from0-natural", 0.12, float("nan"), 0.02))])
+    text = search.zero_start_text(rows)
+    assert text.startswith("with its average started at zero, the natural run's best OOD exact match was 0.12 in "
+                           "60,000 steps with the filter from 0 (never reaching 0.5")
+    assert text.endswith("reached 0.52 in 60,000 steps (reaching 0.5 at step 58,000)")
+    assert "lacks" in search.zero_start_text(rows.iloc[:2])

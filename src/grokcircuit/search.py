@@ -404,3 +404,23 @@ def collapse_text(summary: pd.DataFrame, search: pd.DataFrame) -> str:
         text += (f"; in the {len(fall)} search candidates whose average starts at zero, by at most "
                  f"{fall.max():.2f}")
     return text
+
+
+ZERO_START = {"committed": "e60-looped2x2-grokfast-60k", "from 6,000": "zero-natural", "from 0": "zero-from0-natural"}
+
+
+def zero_start_text(search: pd.DataFrame, names: dict[str, str] = ZERO_START) -> str:
+    """The natural regime with the filter's average started at zero, against the committed recipe's run."""
+    by = search.set_index("name") if len(search) else pd.DataFrame()
+    if any(n not in by.index for n in names.values()):
+        return "the search table lacks the natural runs with the filter's average started at zero"
+    run = {k: by.loc[n] for k, n in names.items()}
+    reach = lambda r: (f"reaching {OOD_HALF} at step {int(r.T_ood):,}" if pd.notna(r.T_ood)  # noqa: E731
+                       else f"never reaching {OOD_HALF}")
+    parts = [f"{run[k].max_ood_exact_match:.2f} in {int(run[k].steps):,} steps with the filter {k} ({reach(run[k])}"
+             f", training accuracy falling by {run[k].train_fall_after_fit:.2f} after the fit)"
+             for k in ("from 0", "from 6,000")]
+    committed = run["committed"]
+    return (f"with its average started at zero, the natural run's best OOD exact match was {' and '.join(parts)}; "
+            f"the committed recipe's run, whose fit collapsed at the switch-on, reached "
+            f"{committed.max_ood_exact_match:.2f} in {int(committed.steps):,} steps ({reach(committed)})")
