@@ -100,6 +100,8 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     # entity-restricted lens are logged from here on)
     "zero-natural": ("natural", {**SMALL, **ZERO, "train.steps": "60000"},
                      "the preset with the filter's average started at zero: does training still collapse at 6,000?"),
+    "zero-natural-s1": ("natural", {**SMALL, **ZERO, "train.steps": "60000", "train.seed": "1", "data.seed": "1"},
+                        "the zero start switched on at 6,000, seed 1"),
     "zero-from0-natural": ("natural", {**SMALL, **ZERO_FROM0, "train.steps": "60000"},
                            "the filter from step 0 (zero start): no switch-on at all"),
     "zero-from0-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0},
