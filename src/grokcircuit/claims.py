@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+import torch
 
 from . import findings
 from .config import optimizer_text, preset, run_length
 from .data import vocab_size
 from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, FIT, OOD_HALF, fake_evaluations
-from .model import build_model
+from .model import build_model, count_params
 
 MILESTONES = ("T_fit", "T_bridge", "T_ood")
 MILESTONE_RULES = {"T_fit": ("training accuracy", FIT), "T_bridge": ("the OOD bridge readout", BRIDGE),
@@ -296,7 +297,8 @@ def differences(name: str, seeds: Sequence[int], **overrides) -> tuple[pd.DataFr
     ours, paper = preset(name, **overrides), preset("paper")
 
     def n_params(c) -> str:
-        return f"{sum(p.numel() for p in build_model(c.model, vocab_size(c.data.entities, c.data.relations)).parameters()):,}"
+        with torch.device("meta"):  # shapes only: the paper's 44.6M-parameter model is never allocated
+            return f"{count_params(build_model(c.model, vocab_size(c.data.entities, c.data.relations))):,}"
 
     table = pd.DataFrame({n: {"entities": c.data.entities, "relations": c.data.relations,
                               "facts per entity": c.data.out_degree, "phi": c.data.phi, "architecture": c.model.arch,
