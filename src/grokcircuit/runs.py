@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from . import weights
+from .weights import atomic_write
 from .config import RunConfig, from_dict, to_dict
 from .data import vocab_size
 from .model import build_model
@@ -79,12 +80,6 @@ def shipped_dirs() -> list[Path]:
     return sorted(p.parent for p in results_root().glob(f"*/weights/{weights.MANIFEST}"))
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def upsert_csv(path: Path, rows: pd.DataFrame, key: list[str], sort: bool = False) -> pd.DataFrame:
     """Merge `rows` into the CSV table at `path`, write it atomically and return it. A row whose key is already
     in the table replaces that row where it stands; new keys are appended, or the table is sorted by key."""
@@ -102,12 +97,12 @@ def upsert_csv(path: Path, rows: pd.DataFrame, key: list[str], sort: bool = Fals
         table = table.sort_values(key, ignore_index=True)
     if len(table):
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda p: table.to_csv(p, index=False))
+        atomic_write(path, lambda p: table.to_csv(p, index=False))
     return table
 
 
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text))
 
 
 class Run:
@@ -153,9 +148,9 @@ class Run:
     def save_checkpoint(self, state: dict[str, Any], finished: bool) -> None:
         """Atomically store the training state, then the metrics and status derived from it."""
         state = {**state, "run_id": self.id, "finished": finished}
-        _atomic_write(self.dir / "checkpoint.pt", lambda p: torch.save(state, p))
+        atomic_write(self.dir / "checkpoint.pt", lambda p: torch.save(state, p))
         frame = pd.DataFrame(state["rows"], columns=COLUMNS)
-        _atomic_write(self.dir / "metrics.csv", lambda p: frame.to_csv(p, index=False))
+        atomic_write(self.dir / "metrics.csv", lambda p: frame.to_csv(p, index=False))
         self.save_status(finished, state["step"], state.get("seconds", 0.0))
 
     def save_status(self, finished: bool, step: int, seconds: float) -> None:
@@ -180,7 +175,7 @@ class Run:
         return state
 
     def save_snapshot(self, step: int, ema_state: dict[str, torch.Tensor]) -> None:
-        _atomic_write(self.dir / f"ema_{step:08d}.pt", lambda p: torch.save(ema_state, p))
+        atomic_write(self.dir / f"ema_{step:08d}.pt", lambda p: torch.save(ema_state, p))
 
     def snapshot_steps(self) -> list[int]:
         return sorted(int(p.stem[4:]) for p in self.dir.glob("ema_*.pt"))

@@ -35,7 +35,8 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _replace(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """`write(tmp)` then rename onto `path`, so a kill leaves the previous file intact."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     write(tmp)
     os.replace(tmp, path)
@@ -46,10 +47,10 @@ def export(state: dict[str, torch.Tensor], folder: Path, run_id: str, step: int 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / file_name(run_id, step)
     half = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in state.items()}
-    _replace(path, lambda p: torch.save(half, p))
+    atomic_write(path, lambda p: torch.save(half, p))
     manifest = read_manifest(folder)
     manifest[path.name] = {"run_id": run_id, "step": step, "sha256": _digest(path), "bytes": path.stat().st_size}
-    _replace(folder / MANIFEST, lambda p: p.write_text(json.dumps(dict(sorted(manifest.items())), indent=1)))
+    atomic_write(folder / MANIFEST, lambda p: p.write_text(json.dumps(dict(sorted(manifest.items())), indent=1)))
     return path
 
 
