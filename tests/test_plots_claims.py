@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+import grokcircuit as gc  # noqa: E402
 from grokcircuit import plots  # noqa: E402
 
 STAGES = ["embed", "loop0_block0", "loop0_block1"]
@@ -113,3 +114,30 @@ def test_regime_curves_label_milestones_at_the_same_step_once():
     ax = next(ax for ax in fig.axes if ax.get_title() == "Both hop full")
     assert sorted(t.get_text() for t in ax.texts) == ["T_bridge = T_ood", "T_fit"]
     assert sum((ln.get_gid() or "").startswith("milestone:") for ln in ax.get_lines()) == 3
+
+
+def test_paper_vs_ours_scales_each_regime_by_its_own_fit_and_skips_regimes_that_never_fit():
+    steps = [0, 500, 1000, 1500]
+    metrics = pd.DataFrame([(s, split, metric, 0.5, regime, 0, "r")
+                            for regime in ("natural", "second_hop_full") for s in steps
+                            for split, metric in (("train", "accuracy"), ("test_inferred_ood", "target_found"),
+                                                  ("test_inferred_ood", "bridge_used"))],
+                           columns=["step", "split", "metric", "value", "regime", "seed", "run_id"])
+    summary = pd.DataFrame({"finding": ["1", "2"], "regime": ["natural", "second_hop_full"], "seed": [0, 0],
+                            "T_fit": [500.0, float("nan")], "T_bridge": [None, None], "T_ood": [None, None]})
+    curves = gc.claims.paper_vs_ours(metrics, summary, ["natural", "second_hop_full"], "bridge_used")
+    ours = curves[curves.source == "ours"]
+    assert set(ours.regime) == {"natural"} and ours.x.max() == 3.0  # 1,500 / T_fit 500
+    assert set(ours.quantity) == {"train_accuracy", "ood_answer", "bridge_found"}
+    assert ours.label.str.contains("bridge used").any()
+    paper_natural = curves[(curves.source == "paper") & (curves.regime == "natural")]
+    assert paper_natural.x.min() == pytest.approx(50_000 / gc.paper.FIGURE2.set_index("regime").T_fit["natural"])
+    assert set(curves[curves.source == "paper"].regime) == {"natural", "second_hop_full"}
+
+    fig = plots.plot_paper_vs_ours(curves, xmax=12)
+    gids = {line.get_gid() for ax in fig.axes for line in ax.lines}
+    assert "curve:natural:ours/bridge_found" in gids and "curve:second_hop_full:paper/ood_answer" in gids
+    assert "curve:second_hop_full:ours/bridge_found" not in gids
+    assert all(ax.get_xlabel() == "step / T_fit" for ax in fig.axes[:2])
+    with pytest.raises(ValueError, match="no curves"):
+        plots.plot_paper_vs_ours(curves.iloc[:0])

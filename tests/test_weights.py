@@ -57,3 +57,21 @@ def test_an_altered_file_is_refused(results):
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
     with pytest.raises(gc.RunCorrupted, match="do not match"):
         gc.Run(cfg).ema_state()
+
+
+def test_a_committed_run_is_found_by_preset_regime_and_seed_and_a_missing_one_named(results):
+    cfg = gc.pretrain_config("ci", "natural", 0)
+    with pytest.raises(FileNotFoundError, match="grokcircuit reproduce --preset ci"):
+        gc.committed_run("ci", "natural", 0)
+    weights.export(state(), gc.runs.weights_dir("ci"), cfg.run_id)
+    assert gc.committed_run("ci", "natural", 0).id == cfg.run_id
+    with pytest.raises(FileNotFoundError, match="finetuning from natural"):
+        gc.committed_run("ci", "natural", 0, finetune=True)
+
+
+def test_test_queries_are_every_two_hop_test_query_of_the_run():
+    cfg = gc.preset("ci")
+    qs, probes = gc.test_queries(cfg), gc.make_dataset(cfg.data).probes
+    assert list(qs) == ["OOD", "ID"]
+    assert len(qs["OOD"]) == len(probes["test_inferred_ood"]) and len(qs["ID"]) == len(probes["test_inferred_iid"])
+    assert qs["OOD"].items.is_inferred.all()

@@ -15,7 +15,8 @@ from .lens import Queries, bridge_found, exact_match, lens_frame, lens_metrics, 
 from .model import build_model, stage_label, stage_names
 from .runs import Run, RunCorrupted, list_runs, open_run, runs_root
 from .train import build_task, get_or_train, train
-from .experiments import as_list, finetune_config, finetune_metrics, pretrain_config, pretrain_metrics
+from .experiments import (as_list, committed_run, finetune_config, finetune_metrics, pretrain_config, pretrain_metrics,
+                          test_queries)
 from .findings import (CRITERIA, Criterion, criteria_table, judge_seeds, milestones, summarize_finetune,
                        summarize_pretrain)
 from . import claims

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from . import findings
+from . import findings, paper
 from .config import optimizer_text, preset, run_length
 from .data import vocab_size
 from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, FIT, OOD_HALF, fake_evaluations
@@ -311,3 +311,32 @@ def differences(name: str, seeds: Sequence[int], **overrides) -> tuple[pd.DataFr
               for who, col in (("ours", name), ("paper", "paper"))}
     return table, {**values, "preset": name, "seed_list": ", ".join(map(str, seeds)),
                    "ours_optimizer": optimizer_text(ours), "paper_optimizer": optimizer_text(paper)}
+
+
+OURS_CURVES = {"train_accuracy": ("train", "accuracy"), "ood_answer": ("test_inferred_ood", "target_found")}
+
+
+def paper_vs_ours(metrics: pd.DataFrame, summary: pd.DataFrame, regimes: Sequence[str], bridge: str
+                  ) -> pd.DataFrame:
+    """The paper's Figure 2 curves (`paper.FIGURE2_CURVES`) and ours for `plots.plot_paper_vs_ours`, each regime's
+    steps divided by its T_fit (the paper's; ours: the median over the seeds that fit). Ours: training accuracy,
+    the OOD bridge through `bridge` (our readout; the paper's is its lens rule) and OOD target found (the paper's
+    red curve, an upper bound on exact match). A regime none of whose seeds fits has no curve of ours."""
+    parts = []
+    for regime in regimes:
+        theirs = paper.FIGURE2_CURVES[paper.FIGURE2_CURVES.regime == regime]
+        t_fit = paper.FIGURE2.set_index("regime").T_fit.get(regime)
+        if len(theirs) and pd.notna(t_fit):
+            parts.append(theirs.assign(source="paper", x=theirs.step / t_fit, label=theirs.quantity.map(
+                lambda q: f"{q.replace('_', ' ').replace('bridge found', 'bridge')} (paper)")))
+        ours_fit = median_milestones(summary, [regime]).get(regime, {}).get("T_fit")
+        if ours_fit is None:
+            continue
+        wanted = {**OURS_CURVES, "bridge_found": ("test_inferred_ood", bridge)}
+        for quantity, (split, metric) in wanted.items():
+            rows = metrics[(metrics.regime == regime) & (metrics.split == split) & (metrics.metric == metric)]
+            parts.append(rows.assign(source="ours", quantity=quantity, x=rows.step / ours_fit,
+                                     label=f"{quantity.replace('_', ' ').replace('bridge found', 'bridge')} "
+                                           f"(ours{', ' + bridge.replace('_', ' ') if quantity == 'bridge_found' else ''})"))
+    columns = ["regime", "source", "quantity", "x", "value", "seed", "label"]
+    return pd.concat(parts, ignore_index=True).reindex(columns=columns) if parts else pd.DataFrame(columns=columns)

@@ -12,6 +12,8 @@ import torch
 
 from .config import RunConfig, preset as make_preset
 from .data import vocab_size
+from .encode import layout_of
+from .lens import Queries
 from .model import build_model
 from .runs import Run
 from .train import build_task, eval_queries, evaluate, get_or_train
@@ -38,6 +40,27 @@ def finetune_config(preset: str, base: str, seed: int, **overrides: Any) -> RunC
     scratch = base == "control"
     return make_preset(preset, regime="natural" if scratch else base, seed=seed, finetune=True,
                        from_scratch=scratch, **overrides)
+
+
+def committed_run(preset: str, regime: str, seed: int, finetune: bool = False) -> Run:
+    """A committed run of `preset`: the pretraining run of `regime`, or with `finetune` the finetuning run from
+    base `regime` ("control": the from-scratch control), whose weights are in the run store or shipped
+    (`grokcircuit.weights`). Nothing trains; FileNotFoundError names the command that makes a missing run."""
+    cfg = finetune_config(preset, regime, seed) if finetune else pretrain_config(preset, regime, seed)
+    run = Run(cfg)
+    if run.status() != "finished":
+        kind = "finetuning from" if finetune else "pretraining run of"
+        raise FileNotFoundError(f"the {kind} {regime} (preset {preset}, seed {seed}, run {run.id}) is neither "
+                                f"shipped nor in the run store: `grokcircuit reproduce --preset {preset}` makes it")
+    return run
+
+
+def test_queries(cfg: RunConfig) -> dict[str, Queries]:
+    """A pretraining run's two-hop test queries, all of them: "OOD" (test_inferred_ood) and "ID"
+    (test_inferred_iid, compositions of ID facts never trained)."""
+    task = build_task(cfg)
+    return {name: Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
+            for name, split in (("OOD", "test_inferred_ood"), ("ID", "test_inferred_iid"))}
 
 
 def _collect(configs: Iterable[tuple[str, str, int, RunConfig]], progress: bool) -> tuple[pd.DataFrame, dict]:

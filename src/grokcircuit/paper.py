@@ -37,3 +37,24 @@ CLAIMS = pd.DataFrame([
     ("3", "no base composes old+new, though the bridge is found", "old+new EM ~0, bridge ~1.0"),
     ("3", "the fake-grokked base fails new+old", "new+old EM 0.12-0.39"),
 ], columns=["finding", "statement", "paper"])
+
+# Figure 2 as curves: the values at the steps the paper's data were read at (paper §9). Panel C's first-hop-full
+# reading (the cleaned notebook's folder) stands for the first-hop-full regime; "ood_answer" is the any-stage
+# target-found rate (an upper bound on exact match).
+_STEPS = (50_000, 100_000, 200_000, 300_000, 400_000, 500_000, 700_000, 1_000_000, 1_280_000)
+_FIGURE2_VALUES = {
+    ("natural", "train_accuracy"): (.91, .99, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("natural", "bridge_found"): (.15, .09, .33, .82, .99, 1.0, 1.0, 1.0, 1.0),
+    ("natural", "ood_answer"): (.00, .00, .00, .01, .43, .75, .58, .68, .70),
+    ("both_hop_full", "train_accuracy"): (.99, .99, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("both_hop_full", "bridge_found"): (.88, .86, .95, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("both_hop_full", "ood_answer"): (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("first_hop_full", "bridge_found"): (.16, .99, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("first_hop_full", "ood_answer"): (.00, .00, .01, .01, .02, .08, .26, .58, .97),
+    ("second_hop_full", "train_accuracy"): (.98, 1.0, .98, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
+    ("second_hop_full", "bridge_found"): (.00, .02, .01, .08, .06, .17, .45, .66, .45),
+    ("second_hop_full", "ood_answer"): (.01, .13, .22, .56, .65, .79, .90, .95, .95),
+}
+FIGURE2_CURVES = pd.DataFrame(
+    [(regime, quantity, step, value) for (regime, quantity), values in _FIGURE2_VALUES.items()
+     for step, value in zip(_STEPS, values)], columns=["regime", "quantity", "step", "value"])

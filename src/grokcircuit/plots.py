@@ -495,6 +495,44 @@ def plot_regime_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[st
     return fig
 
 
+PAPER_VS_OURS_LABELS = {"train_accuracy": "training accuracy", "bridge_found": "OOD bridge", "ood_answer": "OOD answer"}
+
+
+def plot_paper_vs_ours(curves: pd.DataFrame, *, xmax: float | None = None) -> Figure:
+    """The paper's Figure 2 curves beside ours on one axis in units of T_fit: one panel per regime, a colour per
+    quantity, the paper dashed with markers at its published steps, ours solid (mean over seeds, min-max band).
+
+    `curves` has columns regime, source ("paper" or "ours"), quantity, x (step / T_fit), value, optionally seed
+    and label (the legend text of a (source, quantity), e.g. which readout "ours" used)."""
+    _require(curves, ["regime", "source", "quantity", "x", "value"], "plot_paper_vs_ours")
+    regimes = _ordered(curves["regime"], REGIMES)
+    if not regimes:
+        raise ValueError("plot_paper_vs_ours: no curves to plot")
+    quantities = _ordered(curves["quantity"], list(PAPER_VS_OURS_LABELS))
+    colors = dict(zip(quantities, sns.color_palette("colorblind", len(quantities))))
+    fig, axes = _grid(len(regimes), sharey=True)
+    for ax, regime in zip(axes, regimes):
+        frame = curves[curves["regime"] == regime]
+        for (source, quantity), rows in frame.groupby(["source", "quantity"], sort=False):
+            label = rows["label"].iloc[0] if "label" in rows else \
+                f"{PAPER_VS_OURS_LABELS.get(quantity, quantity)} ({source})"
+            stats = _seed_stats(rows.drop(columns=["step"], errors="ignore").rename(columns={"x": "step"})
+                                .dropna(axis=1, how="all"))
+            style = dict(ls="--", marker="o", ms=4, lw=1.4) if source == "paper" else dict(ls="-", lw=2)
+            ax.plot(stats.index, stats["mean"], color=colors[quantity], label=label,
+                    gid=f"curve:{regime}:{source}/{quantity}", **style)
+            if source != "paper" and "seed" in rows and rows["seed"].nunique() > 1:
+                ax.fill_between(stats.index, stats["min"], stats["max"], color=colors[quantity], alpha=0.2, lw=0)
+        ax.axvline(1.0, color="0.25", ls=":", lw=1.2, gid=f"milestone:{regime}:T_fit")
+        ax.set(xlabel="step / T_fit", ylim=(0, 1.05), title=REGIME_LABELS.get(regime, regime))
+        if xmax is not None:
+            ax.set_xlim(0, xmax)
+    for ax in _first_column(axes):
+        ax.set_ylabel("rate")
+    _legend_below(fig, axes, handlelength=3.5)
+    return fig
+
+
 def plot_benchmark(frame: pd.DataFrame) -> Figure:
     """Two bar panels per benchmarked configuration (column config): training samples/s (log scale) and model
     FLOP utilisation against the same run's measured matmul peak (column mfu)."""
