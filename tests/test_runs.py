@@ -119,3 +119,9 @@ def test_upsert_replaces_rows_in_place_and_appends_new_keys(tmp_path):
                               sort=True)
     assert list(sorted_table.finding) == ["0", "1", "1", "2", "3"]
     assert upsert_csv(path, pd.DataFrame(), ["finding", "seed"]).shape == sorted_table.shape
+
+
+def test_upsert_of_no_rows_into_no_table_writes_nothing(tmp_path):
+    path = tmp_path / "table.csv"
+    assert upsert_csv(path, pd.DataFrame(), ["finding", "seed"], sort=True).empty  # e.g. nothing finished yet
+    assert not path.exists()

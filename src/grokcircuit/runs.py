@@ -83,6 +83,8 @@ def shipped_dirs() -> list[Path]:
 def upsert_csv(path: Path, rows: pd.DataFrame, key: list[str], sort: bool = False) -> pd.DataFrame:
     """Merge `rows` into the CSV table at `path`, write it atomically and return it. A row whose key is already
     in the table replaces that row where it stands; new keys are appended, or the table is sorted by key."""
+    if rows.empty and not path.exists():
+        return rows
     if not path.exists():
         table = rows
     elif rows.empty:
