@@ -125,6 +125,9 @@ def test_the_sweep_ships_every_run_s_weights(serial):
     pretrain = rows[rows.finding != "3"].run_id.iloc[0]
     snapshots = [e["step"] for e in manifest.values() if e["run_id"] == pretrain and e["step"] is not None]
     assert 0 < len(snapshots) <= rep.SHIPPED_SNAPSHOTS
+    followed = set(rows[(rows.finding != "3") & rows.regime.isin(rep.SNAPSHOT_REGIMES)].run_id)
+    with_snapshots = {e["run_id"] for e in manifest.values() if e["step"] is not None}
+    assert with_snapshots == followed  # pretraining runs of the followed regimes only, no finetune
     shipped = weights.load(store / "weights" / weights.file_name(pretrain))
     trained = Run(next(cfg for *_, cfg in rep.plan("ci", (0,), REGIMES, True, FAST) if cfg.run_id == pretrain),
                   store).ema_state()
