@@ -5,8 +5,9 @@ from-scratch control. Runs go through the run store (resumable, reused). Writes
 `results/<preset>/summary.csv`: one row per (finding, regime, seed) with the run's training time, T_fit,
 T_bridge, T_ood, the final metrics and `holds_<criterion>` columns (empty where a criterion does not apply),
 every run's metrics as `results/<preset>/metrics/<run_id>.csv`, and its final EMA weights in fp16 (with a few
-snapshots for the first seed's pretraining runs of the regimes followed along training) under `results/<preset>/weights/` with a checksummed manifest
-(`grokcircuit.weights`), so the book analyses trained models without training them.
+snapshots for the first seed's pretraining runs of the regimes followed along training) under
+`results/<preset>/weights/` with a checksummed manifest (`grokcircuit.weights`), so the book analyses trained
+models without training them.
 
 Rows are merged into an existing summary (a row is replaced by the newer one of the same finding, regime and
 seed), so a long reproduction can be done in parts. `stored_only` summarizes the finished runs already in the
