@@ -132,3 +132,10 @@ def test_the_sweep_ships_every_run_s_weights(serial):
     trained = Run(next(cfg for *_, cfg in rep.plan("ci", (0,), REGIMES, True, FAST) if cfg.run_id == pretrain),
                   store).ema_state()
     assert all(torch.equal(shipped[k], trained[k].half().float()) for k in trained)
+
+
+def test_a_sweep_starts_the_longest_runs_first():
+    runs = [cfg for *_, cfg in rep.plan("cpu", (0, 1), ("natural", "both_hop_full"), True, {})]
+    order = sorted(runs, key=lambda c: -rep.run_cost(c))
+    assert [c.data.regime for c in order[:2]] == ["natural", "natural"] and order[0].train.seed == 0
+    assert all(c.finetune is not None for c in order[-6:])  # the short finetunes come last

@@ -93,10 +93,18 @@ def cluster_executor(cluster: str = "slurm", threads: int = 1, partition: str | 
     return executor
 
 
+def run_cost(cfg: RunConfig) -> float:
+    """A run's relative length, so that a sweep starts the longest first: steps times passes through the blocks."""
+    m = cfg.model
+    steps = cfg.finetune.steps if cfg.finetune is not None else cfg.train.steps
+    return float(steps * (m.h_cycles * m.l_cycles if m.arch == "trm" else m.loops))
+
+
 def train_all(configs: list[RunConfig], executor: Any, jobs: int, threads: int = 1, progress: bool = True) -> None:
     """Train every config through `executor` (`submit(fn, *args)` returns a job with `done()` and `result()`),
-    at most `jobs` at a time, a finetune once its base run is finished; one progress bar over the runs."""
-    todo = {c.run_id: c for c in configs if Run(c).status() != "finished"}
+    at most `jobs` at a time, the longest first, a finetune once its base run is finished; one progress bar over
+    the runs."""
+    todo = {c.run_id: c for c in sorted(configs, key=lambda c: -run_cost(c)) if Run(c).status() != "finished"}
     running: dict[str, Any] = {}
     with tqdm(total=len(todo), desc=f"runs ({jobs} at a time)", disable=not progress) as bar:
         while todo or running:
