@@ -16,14 +16,16 @@ import pytest
 
 import grokcircuit as gc
 from grokcircuit.config import from_dict
-from grokcircuit.findings import bridge_metric, summarize_finetune, summarize_pretrain
+from grokcircuit import weights
+from grokcircuit.findings import MAX_FALL, bridge_metric, fall_after_fit, summarize_finetune, summarize_pretrain
 from grokcircuit.reproduce import load_summary
-from grokcircuit.runs import results_dir
+from grokcircuit.runs import results_dir, weights_dir
 
 RESULTS = results_dir("cpu")
 SEARCH = RESULTS / "search.csv"
 HORIZON = 3000  # last step compared to rounding (bit-near through 3,500 in every measured pair)
 BEYOND = 2500  # steps trained past the horizon
+WEIGHTS_BUDGET = 40_000_000  # bytes of shipped weights in all (the book's analyses need no training)
 ROUNDING = 1e-5  # largest difference measured within the horizon: 7e-7 (the float32 train loss)
 TRAIN_BAND = 0.05  # training accuracy and loss past the horizon (largest measured: 0.03)
 RATE_BAND = 0.15  # every other rate past the horizon (largest measured: 0.08)
@@ -80,7 +82,7 @@ def test_summary_rows_follow_from_their_committed_curves():
         assert cfg.run_id == row["run_id"], f"{regime} seed {seed}: the cpu preset no longer trains this run"
         curves = pd.read_csv(RESULTS / "metrics" / f"{row['run_id']}.csv")
         again = (summarize_finetune if row["finding"] == "3" else summarize_pretrain)(
-            curves, regime, bridge_metric(cfg.model.arch))
+            curves, regime, bridge_metric(cfg.model.arch, curves))
         for key, value in again.items():
             if value is None or (isinstance(value, float) and np.isnan(value)):
                 assert pd.isna(row[key]), key
@@ -119,3 +121,22 @@ def test_finetune_search_rows_follow_from_their_committed_curves():
         again = summarize_finetune(curves, row["base"], bridge_metric(cfg.model.arch))
         for key in ("final_new_atomic", "final_new_old_exact_match", "final_old_new_exact_match"):
             assert again[key] == pytest.approx(row[key]), (row["name"], key)
+
+
+def test_no_committed_pretraining_run_collapses_after_its_fit():
+    """T_fit is the first fit: once training accuracy reaches FITTING it never falls by more than MAX_FALL."""
+    summary = committed_summary()
+    for row in summary[summary.finding != "3"].itertuples():
+        fall = fall_after_fit(pd.read_csv(RESULTS / "metrics" / f"{row.run_id}.csv"))
+        assert np.isnan(fall) or fall <= MAX_FALL, f"{row.regime} seed {row.seed}: falls {fall:.2f} after its fit"
+
+
+def test_every_committed_run_ships_its_weights_within_the_budget():
+    """Each summary row's final weights are shipped, match their checksums and load; all fit the budget."""
+    summary, folder = committed_summary(), weights_dir("cpu")
+    manifest = weights.read_manifest(folder)
+    for run_id in summary.run_id:
+        name = weights.file_name(run_id)
+        assert name in manifest, f"run {run_id} ships no weights"
+        weights.load(folder / name)  # raises WeightsMismatch on a bad checksum
+    assert weights.total_bytes([folder]) <= WEIGHTS_BUDGET

@@ -111,6 +111,7 @@ def fake_evaluations(metrics: pd.DataFrame, bridge: str) -> pd.DataFrame:
 
 
 FITTING = 0.9  # training accuracy from which a fall counts as a collapse of the fit (`fall_after_fit`)
+MAX_FALL = 0.1  # the largest fall after the fit a committed run may show: more is a collapse, not a fit
 
 
 def fall_after_fit(metrics: pd.DataFrame) -> float:
