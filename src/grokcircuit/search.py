@@ -3,21 +3,31 @@ and `scripts/search_finetune.py` (finetuning variants) train, and the tables and
 results (`results/<preset>/search.csv`, `search_finetune.csv` and the curves beside them).
 
 A candidate is (regime, overrides of the `cpu` preset, why); a finetuning variant is (base regime, overrides of
-the preset's finetuning run, why). Overrides are explicit about scale, so a candidate keeps its meaning when the
-`cpu` preset moves.
+the preset's finetuning run, why). Overrides are explicit about scale and about the filter's start (`SEEDED` or
+`ZERO`), so a candidate keeps its meaning, and its run id, when the `cpu` preset moves.
+
+`HYPOTHESES` are the explanations tried for the findings that do not appear at this scale, each with the candidates
+that test it and a verdict read from their rows (`hypothesis_table`).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 
 from .claims import as_bool, name_of
-from .findings import COMPOSES, FITTING, LENS, OOD_HALF, curve, fake_evaluations
+from .config import from_dict
+from .findings import (COMPOSES, CRITERIA, FITTING, LENS, MAX_FALL, OOD_HALF, curve, fake_evaluations,
+                       fall_after_fit)
 
-PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.grokfast_from": "0"}  # no filter
+# the filter's average seeded with the first filtered gradient, so that step's filtered gradient is 1 + lambda times
+# the raw one: the recipe of every candidate trained before the cpu preset's average started at zero (PLAIN states it
+# too, without a filter, so that the preset's start stays out of those run ids)
+SEEDED = {"train.grokfast_init": "gradient"}
+PLAIN = {"train.grokfast_alpha": "0.0", "train.grokfast_lamb": "2.0", "train.grokfast_from": "0", **SEEDED}  # no filter
 E100 = {"data.entities": "100", "train.batch_size": "256", **PLAIN}
-GROKFAST = {"train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000"}
+GROKFAST = {"train.grokfast_alpha": "0.98", "train.grokfast_lamb": "2.0", "train.grokfast_from": "6000", **SEEDED}
 SMALL = {"data.entities": "60", "train.batch_size": "128", "train.steps": "20000", **PLAIN}
 THREE_PASSES = {**SMALL, **GROKFAST, "model.loops": "3"}  # the filtered model with a third pass through its blocks
 TRM = {**SMALL, **GROKFAST, "model.arch": "trm", "model.h_cycles": "2", "model.l_cycles": "2", "model.prefix_len": "0",
@@ -93,8 +103,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "e60-trm2x2-60k": ("natural", {**TRM, "train.steps": "60000"}, "the TRM in the natural regime, 60k steps"),
     "e60-looped1x4-grokfast": ("natural", {**SMALL, **GROKFAST, "model.n_blocks": "1", "model.loops": "4"},
                                "one block applied 4 times with the filter: every lookup uses the same weights"),
-    "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, "train.grokfast_alpha": "0.98", "train.grokfast_lamb": "5.0",
-                                              "train.grokfast_from": "6000"},
+    "e60-looped2x2-grokfast-l5": ("natural", {**SMALL, **GROKFAST, "train.grokfast_lamb": "5.0"},
                                   "a stronger filter (lambda 5): the Grokfast OOD exact match plateaued near 0.45"),
     # the recipe without the collapse: the filter's average starts at zero (the readouts of `probe` and the
     # entity-restricted lens are logged from here on)
@@ -121,18 +130,20 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                            "the TRM at 200 entities, both-hop-full"),
 }
 
-THREE_PASS_BASE = {"model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k and its regimes
+THREE_PASS_BASE = {**SEEDED, "model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k
 
 # name -> (base regime, overrides of the cpu preset's finetuning run, why)
 FINETUNE_CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
-    "preset": ("natural", {}, "the cpu preset's finetuning: LR 5e-4 (half the pretraining LR), 3,000 steps"),
-    "lr1e-4": ("natural", {"finetune.lr": "1e-4"}, "a fifth of the LR: less disturbance of the pretrained circuit"),
-    "lr2e-3": ("natural", {"finetune.lr": "2e-3"}, "four times the LR: new facts pushed harder into every stage"),
-    "steps9k": ("natural", {"finetune.steps": "9000"},
+    "preset": ("natural", {**SEEDED}, "the cpu preset's finetuning: LR 5e-4 (half the pretraining LR), 3,000 steps"),
+    "lr1e-4": ("natural", {**SEEDED, "finetune.lr": "1e-4"},
+               "a fifth of the LR: less disturbance of the pretrained circuit"),
+    "lr2e-3": ("natural", {**SEEDED, "finetune.lr": "2e-3"},
+               "four times the LR: new facts pushed harder into every stage"),
+    "steps9k": ("natural", {**SEEDED, "finetune.steps": "9000"},
                 "three times longer: the paper's new+old rate reaches 1 only after 6k steps"),
-    "keep-paper": ("natural", {"finetune.keep_policy": "paper"},
+    "keep-paper": ("natural", {**SEEDED, "finetune.keep_policy": "paper"},
                    "the paper's wording of the retained set: old atomic facts plus the compositions of kept facts"),
-    "keep-paper-9k": ("natural", {"finetune.keep_policy": "paper", "finetune.steps": "9000"},
+    "keep-paper-9k": ("natural", {**SEEDED, "finetune.keep_policy": "paper", "finetune.steps": "9000"},
                       "the paper's retained set, three times longer: old facts are not forgotten, so time can help"),
     "base-looped2x3": ("natural", THREE_PASS_BASE,
                        "the preset's finetuning of a three-pass base (search: e60-looped2x3-grokfast-60k), whose own "
@@ -225,21 +236,26 @@ def finetune_search_table(search: pd.DataFrame) -> pd.DataFrame:
     return table.round(2).set_index("variant")
 
 
-def _changes_base(overrides: str) -> bool:
-    """Whether a finetuning variant's overrides (JSON) change its base run, not only the finetuning."""
-    return any(not key.startswith("finetune.") for key in json.loads(overrides))
+def _base_of(row) -> tuple:
+    """A finetuning variant's base run: its base regime and its overrides (JSON) that are not about finetuning."""
+    overrides = json.loads(row.overrides)
+    return row.base, tuple(sorted((k, v) for k, v in overrides.items() if not k.startswith("finetune.")))
 
 
-def finetune_search_text(search: pd.DataFrame, threshold: float = COMPOSES) -> str:
-    """Finetuning variants of the preset's natural base (the best new+old composition against the criterion,
-    and the worst forgetting), then the variants whose base is another run or regime."""
+def finetune_search_text(search: pd.DataFrame, threshold: float = COMPOSES, reference: str = "preset") -> str:
+    """Finetuning variants of the base of the `reference` variant (the first row where there is none): the best
+    new+old composition against the criterion, and the worst forgetting; then the variants of other bases."""
     if search.empty:
         return "no finetuning variants are committed"
-    other = search.overrides.map(_changes_base) | (search.base != "natural")
+    bases = [_base_of(r) for r in search.itertuples()]
+    mine = bases[search.name.tolist().index(reference)] if reference in search.name.values else bases[0]
+    other = pd.Series([b != mine for b in bases], index=search.index)
     own = search[~other]
     best = own.loc[own.final_new_old_exact_match.idxmax()]
     worst = own.loc[own.final_id_atomic.idxmin()]
-    text = (f"from the preset's natural base every variant learns the new facts (at least "
+    base = (f"the {name_of(mine[0])} base of the preset with " + ", ".join(f"{k}={v}" for k, v in mine[1])
+            if mine[1] else f"the preset's {name_of(mine[0])} base")
+    text = (f"from {base}, every variant learns the new facts (at least "
             f"{own.final_new_atomic.min():.2f}), the best new+old exact match is "
             f"{best.final_new_old_exact_match:.2f} ({best['name']}) against the criterion's {threshold}, and the "
             f"retained old ID facts fall as low as {worst.final_id_atomic:.2f} ({worst['name']})")
@@ -392,27 +408,51 @@ def fake_text(readouts: pd.DataFrame, fakes: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def collapse_text(summary: pd.DataFrame, search: pd.DataFrame) -> str:
-    """How far training accuracy fell after first reaching FITTING (`findings.fall_after_fit`) in the committed
-    runs, whose filter average started at the switch-on gradient, and in the candidates whose average starts at
-    zero."""
-    committed = summary.loc[summary.finding != "3", "train_fall_after_fit"].dropna()
-    zero = search[[json.loads(o).get("train.grokfast_init") == "zero" for o in search.overrides]] \
-        if "train_fall_after_fit" in search else search.iloc[:0]
-    fall = zero["train_fall_after_fit"].dropna() if len(zero) else zero
-    text = (f"in the committed pretraining runs, training accuracy fell by up to {committed.max():.2f} after first "
-            f"reaching {FITTING} (median {committed.median():.2f}, {len(committed)} runs)")
-    if len(fall):
-        text += (f"; in the {len(fall)} search candidates whose average starts at zero, by at most "
-                 f"{fall.max():.2f}")
-    return text
+def filter_start(config: str) -> str:
+    """How a search row's trained config (JSON) starts its gradient filter: "none" (no filter), "zero" (the average
+    starts at zero), "seeded" (switched on after step 0 with its average seeded by that step's gradient, the
+    collapse's recipe) or "seeded from 0"."""
+    train = from_dict(json.loads(config)).train
+    if train.grokfast_alpha == 0:
+        return "none"
+    if train.grokfast_init == "zero":
+        return "zero"
+    return "seeded" if train.grokfast_from > 0 else "seeded from 0"
 
 
-ZERO_START = {"committed": "e60-looped2x2-grokfast-60k", "from 6,000": "zero-natural", "from 0": "zero-from0-natural"}
+def collapse_text(search: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """How far training accuracy fell after first reaching FITTING (`findings.fall_after_fit`, measured on each
+    run's curves) in the search candidates whose filter switched on with a seeded average, in those whose average
+    starts at zero, and in the pretraining runs of the committed reproduction (`summary`)."""
+    if len(search):
+        falls = pd.Series([fall_after_fit(curves[curves.name == n]) for n in search.name], index=search.name)
+        start = pd.Series([filter_start(c) for c in search.config], index=search.name)
+    else:
+        falls = start = pd.Series(dtype=float)
+    seeded, zero = (falls[start == kind].dropna() for kind in ("seeded", "zero"))
+    committed = (summary.loc[summary.finding.astype(str) != "3", "train_fall_after_fit"].dropna()
+                 if "train_fall_after_fit" in summary else pd.Series(dtype=float))
+    parts = []
+    if len(seeded):
+        collapsed = seeded[seeded > MAX_FALL]
+        parts.append(f"by up to {seeded.max():.2f} in the {len(seeded)} search candidates that reached it with the "
+                     f"filter switched on at a later step and its average seeded (by more than {MAX_FALL} in "
+                     f"{len(collapsed)} of them" + (f": {', '.join(collapsed.index)})" if len(collapsed) else ")"))
+    if len(zero):
+        parts.append(f"by at most {zero.max():.2f} in the {len(zero)} whose average starts at zero")
+    if len(committed):
+        parts.append(f"by at most {committed.max():.2f} in the {len(committed)} pretraining runs of the committed "
+                     f"reproduction")
+    if not parts:
+        return f"no committed run has reached training accuracy {FITTING}"
+    return f"training accuracy fell after first reaching {FITTING} " + "; ".join(parts)
+
+
+ZERO_START = {"seeded": "e60-looped2x2-grokfast-60k", "from 6,000": "zero-natural", "from 0": "zero-from0-natural"}
 
 
 def zero_start_text(search: pd.DataFrame, names: dict[str, str] = ZERO_START) -> str:
-    """The natural regime with the filter's average started at zero, against the committed recipe's run."""
+    """The natural regime with the filter's average started at zero, against the seeded recipe's run."""
     by = search.set_index("name") if len(search) else pd.DataFrame()
     if any(n not in by.index for n in names.values()):
         return "the search table lacks the natural runs with the filter's average started at zero"
@@ -422,7 +462,105 @@ def zero_start_text(search: pd.DataFrame, names: dict[str, str] = ZERO_START) ->
     parts = [f"{run[k].max_ood_exact_match:.2f} in {int(run[k].steps):,} steps with the filter {k} ({reach(run[k])}"
              f", training accuracy falling by {run[k].train_fall_after_fit:.2f} after the fit)"
              for k in ("from 0", "from 6,000")]
-    committed = run["committed"]
+    seeded = run["seeded"]
     return (f"with its average started at zero, the natural run's best OOD exact match was {' and '.join(parts)}; "
-            f"the committed recipe's run, whose fit collapsed at the switch-on, reached "
-            f"{committed.max_ood_exact_match:.2f} in {int(committed.steps):,} steps ({reach(committed)})")
+            f"the seeded recipe's run ({names['seeded']}), whose training collapsed at the switch-on, reached "
+            f"{seeded.max_ood_exact_match:.2f} in {int(seeded.steps):,} steps ({reach(seeded)})")
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """An explanation tried for a finding that does not appear at this scale: the question it asks, the rows of
+    the search table (or with `finetune`, of the finetuning search) that test it, those they are read beside, and
+    the registry criterion (`findings.CRITERIA`) that decides it: supported when it holds in every tested row."""
+    name: str
+    question: str
+    criterion: str
+    runs: tuple[str, ...] = ()  # the candidates that test it; none: not run yet
+    against: tuple[str, ...] = ()  # candidates shown beside them, not judged
+    finetune: bool = False  # runs name finetuning variants (`FINETUNE_CANDIDATES`), not search candidates
+
+    def rows(self, table: pd.DataFrame, names: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """The committed rows of `names` (default: the runs), in their order."""
+        names = self.runs if names is None else names
+        if table.empty:
+            return pd.DataFrame()
+        return table.set_index("name").reindex([n for n in names if n in set(table.name)])
+
+    def verdict(self, table: pd.DataFrame) -> str:
+        rows = self.rows(table)
+        if rows.empty:
+            return "not run"
+        test = CRITERIA[self.criterion].test
+        return "supported" if all(bool(test(r)) for _, r in rows.iterrows()) else "not supported"
+
+
+HYPOTHESES = (
+    Hypothesis("H1", "Does the tied head hide fake grokking: untied, does the looped model answer second-hop-full OOD "
+               "queries without using the bridge?", "fake_grokking",
+               ("untied-second-full", "untied-second-full-s1"), ("zero-from0-second-full",)),
+    Hypothesis("H2", "Does the TRM fake-grok under second-hop-full on 200 entities, where the lens rule's chance "
+               "level is lower than on 60?", "fake_grokking",
+               ("trm-e200-second-full",), ("e60-trm2x2-second-full-60k",)),
+    Hypothesis("H3", "Is the paper's fake grokking its first-hop-full run (one reading of Figure 2C): does the TRM "
+               "trained first-hop-full answer OOD queries without the bridge?", "fake_grokking"),
+    Hypothesis("H4", "Does depth give Finding 3: do circuit bases with a third pass through the blocks compose new "
+               "facts as the first hop (new+old)?", "new_old_composes",
+               ("base-looped2x3", "base-looped2x3-keep-paper", "base-looped2x3-both-full"), ("preset",),
+               finetune=True),
+    Hypothesis("H5", "Does the recipe's distance from the paper's hide the findings: would fake grokking appear "
+               "with the paper's per-step decay lr·wd and augmentation ratio?", "fake_grokking"),
+)
+
+HYPOTHESIS_READOUTS = {"lens": ("bridge_found_at_best", "chance_bridge_found"),  # OOD, at the best OOD evaluation
+                       "probe": ("bridge_probe_at_best", "chance_bridge_probe"),
+                       "patching": ("bridge_used_at_best", "chance_bridge_used")}
+
+
+def _pretrain_measured(name: str, r: pd.Series) -> str:
+    """One search row in words: best OOD exact match, each readout there beside its chance level, fake-grokking
+    evaluations."""
+    text = f"{name}: best OOD exact match {r.max_ood_exact_match:.2f}"
+    if pd.isna(r.get("T_fit")):
+        text += f" (never fitted: training accuracy {r.final_train_accuracy:.2f})"
+    readouts = [f"{label} {r[v]:.2f}" + (f" (chance {r[c]:.2f})" if pd.notna(r.get(c)) else "")
+                for label, (v, c) in HYPOTHESIS_READOUTS.items() if pd.notna(r.get(v))]
+    label = {v.removesuffix("_at_best"): k for k, (v, _) in HYPOTHESIS_READOUTS.items()}.get(r.bridge_metric,
+                                                                                            r.bridge_metric)
+    if readouts:
+        text += ", with " + ", ".join(readouts)
+    elif pd.notna(r.get("final_ood_bridge_found")):  # a row logged before the readouts: its own bridge rule, final
+        text += f", final {label} {r.final_ood_bridge_found:.2f}"
+    if pd.notna(r.get("fake_evaluations")):
+        text += f"; fake grokking by {label} at {int(r.fake_evaluations)} evaluations"
+    return text
+
+
+def _finetune_measured(name: str, r: pd.Series, criterion: str) -> str:
+    """One finetuning row in words: the numbers its criterion is decided on."""
+    return f"{name}: " + ", ".join(f"{label} {r[col]:.2f}" for label, col, _ in CRITERIA[criterion].quantities)
+
+
+def measured_text(h: Hypothesis, table: pd.DataFrame) -> str:
+    """What the runs of `h` measured, then those it is read beside; "not run" when none is committed."""
+    def say(rows: pd.DataFrame) -> str:
+        return "; ".join(_finetune_measured(n, r, h.criterion) if h.finetune else _pretrain_measured(n, r)
+                         for n, r in rows.iterrows())
+    tested, beside = h.rows(table), h.rows(table, h.against)
+    if tested.empty:
+        return "not run"
+    return say(tested) + (f". Beside {say(beside)}" if len(beside) else "")
+
+
+def hypothesis_table(search: pd.DataFrame, finetune_search: pd.DataFrame,
+                     hypotheses: tuple[Hypothesis, ...] = HYPOTHESES) -> pd.DataFrame:
+    """One row per hypothesis: its question, its runs (and those read beside them), what they measured and the
+    verdict of its criterion on them ("supported", "not supported", "not run")."""
+    rows = []
+    for h in hypotheses:
+        table = finetune_search if h.finetune else search
+        runs = ", ".join(h.runs) or "no candidate yet"
+        rows.append({"hypothesis": h.name, "question": h.question,
+                     "runs": runs + (f" (beside {', '.join(h.against)})" if h.against else ""),
+                     "measured": measured_text(h, table), "verdict": h.verdict(table)})
+    return pd.DataFrame(rows, columns=["hypothesis", "question", "runs", "measured", "verdict"])
