@@ -42,6 +42,7 @@ CHROMIUM_NAMES = ["chromium", "chromium-browser", "google-chrome"]
 WIDTH, HEIGHT, MAX_SHOT_HEIGHT = 1280, 900, 16000  # viewport; screenshots stop at MAX_SHOT_HEIGHT
 MIN_PANEL_PX = 350  # displayed width of one panel of a figure, below which its labels cannot be read
 CLAIM_CHAPTERS = [p for p in PAGES if re.fullmatch(r"notebooks/0\d_\w+", p)]
+VERDICT_CHAPTERS = [p for p in CLAIM_CHAPTERS if not p.startswith("notebooks/01_")]  # 01 sets up the task
 COLUMNS = re.compile(r"\bcols-(\d+)\b")
 # sphinx-thebe 0.3.1 (jupyter-book 1.0.4) writes its inline configuration into every page twice,
 # and the second copy throws. Harmless: live code (thebe) is not enabled in this book.
@@ -95,6 +96,13 @@ PAGE_FACTS = r"""
     mathRendered: all(".math", main).filter(m => m.querySelector("mjx-container")).length,
     mathErrors: all("mjx-merror", main).length,
     links: all("a[href]").map(a => a.href),
+    lead: (() => {  // the first verdict and the first figure, and whether they come before the live training
+      const live = main.querySelector("section#train-it-yourself");
+      const early = (el) => !!el && (!live || !!(el.compareDocumentPosition(live) & Node.DOCUMENT_POSITION_FOLLOWING));
+      const v = main.querySelector(".admonition.verdict"), f = main.querySelector("figure");
+      return {verdict: v?.innerText ?? null, verdictEarly: early(v), figure: f?.id ?? null,
+              caption: f?.querySelector("figcaption")?.innerText ?? null, figureEarly: early(f), live: !!live};
+    })(),
     broken,
     citations,
   };
@@ -328,6 +336,18 @@ def test_figures_display_each_panel_legibly(page: str, visit: Callable[[str], di
         if width / columns < MIN_PANEL_PX:
             narrow.append(f"{src.rsplit('/', 1)[-1]}: {width:.0f} px for {columns} column(s)")
     assert not narrow, f"{page}: panels narrower than {MIN_PANEL_PX} px: {narrow}"
+
+
+@pytest.mark.parametrize("page", VERDICT_CHAPTERS)
+def test_claim_chapters_open_with_the_committed_evidence(page: str, visit: Callable[[str], dict[str, Any]]):
+    """A claim chapter's first verdict and first figure come from the committed laptop-scale runs, before the
+    closing section "Train it yourself", which trains live at a preset of the reader's choice."""
+    lead = visit(page)["lead"]
+    assert lead["live"], f"{page}: no section 'Train it yourself'"
+    assert lead["verdict"] and lead["verdictEarly"], f"{page}: no verdict before the live training"
+    assert "committed" in lead["verdict"] and "preset ci" not in lead["verdict"], lead["verdict"]
+    assert lead["figureEarly"] and (lead["figure"] or "").endswith("-verdict"), lead
+    assert "committed" in (lead["caption"] or ""), lead["caption"]
 
 
 def test_every_page_leaves_a_screenshot(visit: Callable[[str], dict[str, Any]], build_dir: Path):

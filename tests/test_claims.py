@@ -7,8 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+import grokcircuit as gc
 from grokcircuit import claims, findings, paper, search
+from grokcircuit.lens import LensResult
 from grokcircuit.reproduce import load_metrics, load_summary
 
 
@@ -77,7 +80,7 @@ def test_claim_table_sets_the_papers_numbers_beside_ours():
     assert order.holds == "0 of 1 seed" and order.tests == "T_fit < T_bridge < T_ood"
     assert table.loc[("natural", "grokking_delay")].paper == f"{fig2.T_ood / fig2.T_fit:.2f}"
     fake = table.loc[("second hop full", "fake_grokking")]
-    assert fake.ours == "0.68 [0.64–0.71]; 0.95 [0.93–0.97]; 0.06 [0.06–0.06]" and fake.holds == "0 of 2 seeds"
+    assert fake.ours == "0.68 [0.64–0.71]; 0.95 [0.93–0.97]; 0.06" and fake.holds == "0 of 2 seeds"
     assert fake.paper.endswith("; not in the paper") and fake["holds with the lens rule"] == ""
 
 
@@ -395,3 +398,209 @@ def test_differences_set_the_preset_beside_the_paper():
     assert wider.loc["width", "ci"] == 128 and wider.loc["width", "paper"] == table.loc["width", "paper"]
     count = lambda t: int(t.loc["parameters", "ci"].replace(",", ""))  # noqa: E731
     assert count(wider) > count(table)
+
+
+# --- chapters 2-3: committed evidence
+
+def test_spread_of_equal_values_is_the_plain_value():
+    assert claims.spread(pd.Series([8000.0, 8000.0]), steps=True) == "8,000"
+    assert claims.spread(pd.Series([0.501, 0.499])) == "0.50"  # equal once formatted
+    assert claims.spread(pd.Series([8000.0, 8000.0, np.nan]), steps=True) == "8,000 in 2 of 3 seeds"
+
+
+def test_criterion_numbers_set_the_papers_beside_ours():
+    fig2 = paper.FIGURE2.set_index("regime").loc["natural"]
+    theirs, ours = claims.criterion_numbers(summary(), "grokking_order", "natural")
+    assert theirs == f"T_fit {fig2.T_fit:,.0f}, T_bridge {fig2.T_bridge:,.0f}, T_ood {fig2.T_ood:,.0f}"
+    assert ours == "T_fit 8,500, T_bridge not reached, T_ood not reached"
+    theirs, ours = claims.criterion_numbers(summary(), "fake_grokking", "second_hop_full")
+    assert "untrained" not in theirs and ours.endswith("untrained OOD bridge found 0.06")  # the paper has no chance
+    assert claims.criterion_numbers(summary(), "no_wait", "both_hop_full")[1] == "T_ood / T_fit no run"
+
+
+def two_regimes() -> pd.DataFrame:
+    """Seeds 0-2 of natural and both hop full: seed 0 holds everything, seed 1 fails no_wait, seed 2 has no both
+    hop full run."""
+    rows = [("1", "natural", s, 1000, 2000, 4000, 8000, True, True) for s in range(3)]
+    rows += [("1", "both_hop_full", s, 1000, 500, 500, 8000, ok, True) for s, ok in ((0, True), (1, False))]
+    frame = pd.DataFrame(rows, columns=["finding", "regime", "seed", "T_fit", "T_bridge", "T_ood", "steps", "x", "y"])
+    return frame.assign(holds_grokking_order=np.where(frame.regime == "natural", True, None),
+                        holds_no_wait=np.where(frame.regime == "both_hop_full", frame.x, None),
+                        bridge_metric="bridge_used").drop(columns=["x", "y"])
+
+
+def test_verdict_values_count_the_seeds_in_which_every_check_holds():
+    checks = [("grokking_order", "natural"), ("no_wait", "both_hop_full")]
+    got = claims.verdict_values(two_regimes(), checks)
+    assert got["holds"] == "holds in 1 of 2 seeds" and got["verdict"] == "does not hold"  # seed 2 is not measured
+    assert got["holds_grokking_order"] == "holds in 3 of 3 seeds" and got["holds_no_wait"] == "holds in 1 of 2 seeds"
+    assert got["readout"] == "activation patching" and got["claim_no_wait"] == findings.CRITERIA["no_wait"].claim
+    assert got["why"].startswith("natural: in 3 of 3 seeds, reached")
+    assert "; both hop full: in 2 of 2 seeds" in got["why"]
+    only = claims.verdict_values(two_regimes(), checks[:1])
+    assert only["holds"] == "holds in 3 of 3 seeds" and only["verdict"] == "holds"
+    fake = claims.verdict_values(summary(), [("fake_grokking", "second_hop_full")])
+    assert fake["holds"] == "holds in 0 of 2 seeds" and fake["readout"] == "the lens rule at intermediate stages"
+    none = claims.verdict_values(summary().iloc[:0], checks)
+    assert none["holds"] == "is not measured (no committed run)" and none["verdict"] == "is not measured"
+    assert none["why"] == "natural: has no committed run; both hop full: has no committed run"
+    assert none["readout"] == "the paper's lens rule"
+    assert claims.verdict_values(summary().iloc[:0], checks, default="bridge_used")["readout"] == "activation patching"
+
+
+def readout_curves() -> pd.DataFrame:
+    """Second hop full, seeds 0-1 (four evaluations) and natural, seed 0: exact match and three readouts. The probe
+    meets the fake-grokking criterion at steps 200-300 of seed 0 only; the lens rule never (0.45 is within the
+    chance margin of its 0.40 at step 0); patching never (it finds the bridge)."""
+    values = {"exact_match": [0.0, 0.5, 0.85, 0.9], "bridge_found": [0.4, 0.45, 0.45, 0.45],
+              "bridge_probe": [0.0, 0.1, 0.3, 0.4], "bridge_used": [0.0, 0.5, 0.9, 0.95]}
+    rows = [(100 * i, "test_inferred_ood", metric, v - 0.2 * seed * (metric == "exact_match"), regime, seed)
+            for regime, seeds in (("second_hop_full", (0, 1)), ("natural", (0,)))
+            for seed in seeds for metric, vs in values.items() for i, v in enumerate(vs)]
+    return pd.DataFrame(rows, columns=["step", "split", "metric", "value", "regime", "seed"])
+
+
+def test_readout_levels_keep_each_readout_beside_its_chance_level():
+    levels = claims.readout_levels(readout_curves(), ["second_hop_full", "both_hop_full"])
+    assert len(levels) == 6 and set(levels.regime) == {"second_hop_full"}  # no curves of both hop full
+    probe = levels[(levels.seed == 1) & (levels.readout == "bridge_probe")].iloc[0]
+    assert (probe.chance, probe.final, probe.at_best) == (0.0, 0.4, 0.4)
+    assert claims.chance_levels(levels, "bridge_found") == {"second_hop_full": pytest.approx(0.4)}
+    table = claims.readout_table(levels).set_index("readout")
+    assert table.loc["the paper's lens rule", "untrained (chance)"] == "0.40"
+    assert table.loc["activation patching", "final"] == "0.95" and table.regime.iloc[0] == "second hop full"
+    assert claims.readout_text(levels, "second_hop_full") == ("the paper's lens rule 0.45 (untrained 0.40), the "
+                                                               "linear probe 0.40 (untrained 0.00) and activation "
+                                                               "patching 0.95 (untrained 0.00)")
+    assert claims.readout_text(levels, "natural") == "not measured (no committed curves)"
+    assert claims.readout_levels(pd.DataFrame(), ["natural"]).empty
+
+
+def test_fake_grokking_is_checked_with_each_readout():
+    table = claims.fake_by_readout(readout_curves(), "second_hop_full")
+    assert len(table) == 6
+    held = table.set_index(["seed", "readout"]).holds
+    assert held[(0, "bridge_probe")] and not held[(1, "bridge_probe")]  # seed 1 never answers 0.8
+    assert not held[(0, "bridge_found")] and not held[(0, "bridge_used")]
+    probe = table[(table.seed == 0) & (table.readout == "bridge_probe")].iloc[0]
+    assert (probe.chance, probe.fake_evaluations, probe.best_ood_step) == (0.0, 2, 300)
+    assert claims.fake_by_readout_text(table) == ("holds in 0 of 2 seeds by the paper's lens rule, in 1 of 2 seeds "
+                                                  "by the linear probe and in 0 of 2 seeds by activation patching")
+    none = claims.fake_by_readout(readout_curves(), "both_hop_full")
+    assert none.empty and claims.fake_by_readout_text(none) == "is not measured (no committed run)"
+
+
+def test_open_runs_keeps_what_opens_and_names_the_rest():
+    def opener(regime: str):
+        if regime == "both_hop_full":
+            raise FileNotFoundError("the pretraining run of both_hop_full is missing")
+        return f"run of {regime}"
+
+    runs, note = claims.open_runs(opener, ["natural", "both_hop_full"])
+    assert runs == {"natural": "run of natural"} and note == "the pretraining run of both_hop_full is missing"
+    assert claims.open_runs(opener, ["natural"])[1] == ""
+
+
+class StubRun:
+    """What the evidence functions read of a `Run`: stored and shipped snapshots, metrics, and models."""
+
+    def __init__(self, stored=(), shipped=(), last=400, model=None, id="r"):
+        self.stored, self.shipped_steps, self.last, self.model, self.id = list(stored), set(shipped), last, model, id
+        self.loaded = []
+
+    def snapshot_steps(self):
+        return self.stored
+
+    def metrics(self):
+        return pd.DataFrame({"step": range(0, self.last + 1, 100), "split": "train", "metric": "accuracy",
+                             "value": 0.5})
+
+    def shipped(self, step=None):
+        return "file" if step is None or step in self.shipped_steps else None
+
+    def load_model(self, step=None):
+        self.loaded.append(step)
+        return self.model
+
+
+def test_committed_steps_join_stored_and_shipped_snapshots():
+    assert claims.committed_steps(StubRun(stored=[0, 100], shipped=[100, 300])) == [0, 100, 300]
+    assert claims.committed_steps(StubRun(shipped=[500])) == []  # not an evaluation of the run
+    assert claims.committed_steps(StubRun()) == []
+    many = StubRun(stored=range(0, 1001, 100), last=1000)
+    assert claims.committed_steps(many, most=3) == [0, 500, 1000]
+    assert claims.committed_steps(many, most=20) == list(range(0, 1001, 100))
+    assert claims.committed_steps(many, most=1) == [0]
+
+
+def test_before_grokking_picks_a_snapshot_between_the_fit_and_the_answers():
+    row = pd.Series({"T_fit": 1000.0, "T_ood": 5000.0})
+    assert claims.before_grokking([0, 1000, 2500, 4000, 6000], row)[0] == 1000
+    assert claims.before_grokking([0, 2500, 4000, 6000], row)[0] == 2500
+    step, how = claims.before_grokking([0, 100, 5000, 6000], row)  # never at or after T_ood
+    assert step == 5000 and "middle snapshot" in how
+    assert claims.before_grokking([0, 100, 2000], pd.Series({"T_fit": 1000.0, "T_ood": np.nan}))[0] == 2000
+    assert claims.before_grokking([0, 100, 200], pd.Series({"T_fit": np.nan, "T_ood": 150.0}))[0] == 100
+    assert claims.before_grokking([0, 100, 200], None)[0] == 100
+    assert claims.before_grokking([], row)[0] is None
+
+
+def lens(hits: list[list[int]]) -> LensResult:
+    """A lens result of 2 stages x 2 positions from per-query (stage, position) hits."""
+    rank = np.full((2, len(hits), 2), 5)
+    for n, cells in enumerate(hits):
+        for s, t in cells:
+            rank[s, n, t] = 0
+    return LensResult(["s0", "s1"], np.zeros_like(rank), rank, np.full_like(rank, 5))
+
+
+def test_path_distances_compare_each_pair_on_each_query_set():
+    res = {("a", "OOD"): lens([[(1, 0)], [(1, 0)]]), ("b", "OOD"): lens([[(1, 0)], [(1, 1)]]),
+           ("c", "OOD"): lens([[], []]), ("a", "ID"): lens([[(0, 0)]]), ("b", "ID"): lens([[(0, 0)]])}
+    got = claims.path_distances(res, [("a", "b"), ("a", "c"), ("a", "missing")])
+    assert got[["queries", "model A", "model B"]].values.tolist() == [["OOD", "a", "b"], ["OOD", "a", "c"],
+                                                                      ["ID", "a", "b"]]
+    assert got["TV distance"].tolist()[0] == pytest.approx(0.5) and np.isnan(got["TV distance"].iloc[1])
+    assert got.same_found.tolist() == [1.0, 0.0, 1.0]
+    assert claims.distance_text(got, "OOD") == "a to b 0.50; a to c undefined (a map without any bridge)"
+    assert claims.distance_text(got, "ID") == "a to b 0.00"
+    assert claims.distance_text(got.iloc[:0], "OOD") == claims.NO_WEIGHTS
+
+
+def test_patching_and_correct_answers_of_named_models(monkeypatch):
+    ci = gc.preset("ci")
+    ds = gc.make_dataset(ci.data)
+    torch.manual_seed(0)
+    model = gc.build_model(ci.model, ds.vocab_size).eval()
+    qs = gc.test_queries(ci)
+    profiles = claims.patch_profiles({"m": model}, qs, ds.graph.tail_of)
+    assert set(profiles.queries) == {"OOD", "ID"} and set(profiles.model) == {"m"}
+    assert list(profiles.stage.unique()) == gc.stage_names(ci.model)[:-1]
+    top = profiles[profiles.queries == "OOD"]
+    assert claims.patch_text(profiles, "OOD") == \
+        f"m {top.followed.max():.2f} (unpatched accuracy {top.clean.iloc[0]:.2f})"
+    assert claims.patch_profiles({}, qs, ds.graph.tail_of).empty and claims.patch_text(profiles.iloc[:0], "ID") == \
+        claims.NO_WEIGHTS
+    table = claims.when_correct({"m": model, "n": model}, qs["OOD"], ds.graph.tail_of)
+    assert list(table.index) == ["m", "n"] and {"correct", "used_when_correct", "used_when_wrong"} <= set(table)
+    fixed = pd.DataFrame({"correct": [0.5, 0.0, 1.0], "used_when_correct": [1.0, np.nan, 0.75],
+                          "used_when_wrong": [0.25, 0.1, np.nan]}, index=["m", "n", "o"])
+    assert claims.when_correct_text(fixed) == ("m answers 0.50 of them exactly, with the bridge used in 1.00 of its "
+                                               "correct answers (0.25 of the others); n answers 0.00 of them exactly, "
+                                               "with the bridge used in 0.10 of its wrong answers; o answers 1.00 of "
+                                               "them exactly, with the bridge used in 0.75 of its correct answers")
+    assert claims.when_correct_text(table.iloc[:0]) == claims.NO_WEIGHTS
+    run = StubRun(model=model, last=400)
+    along = claims.when_correct_along({"natural": run}, {"natural": [0, 400, None]}, qs["OOD"], ds.graph.tail_of)
+    assert run.loaded == [0, 400] and sorted(along.step.unique()) == [0, 400]  # the final weights are step 400
+    assert set(along.metric) <= {"correct", "used_when_correct"} and (along.regime == "natural").all()
+
+
+def test_summarize_runs_judges_each_live_run():
+    metrics = readout_curves().assign(run_id=lambda f: f.regime + f.seed.astype(str))
+    metrics = pd.concat([metrics, metrics[metrics.metric == "exact_match"].assign(split="train", metric="accuracy")])
+    runs = {("second_hop_full", 0): StubRun(id="second_hop_full0"), ("natural", 0): StubRun(id="natural0")}
+    got = claims.summarize_runs(metrics, runs, "bridge_probe").set_index("regime")
+    assert got.loc["second_hop_full", "holds_fake_grokking"] and got.loc["natural", "finding"] == "1"
+    assert got.loc["second_hop_full", "bridge_metric"] == "bridge_probe" and (got.seed == 0).all()
+    assert claims.summarize_runs(metrics, {}, "bridge_probe").empty

@@ -198,3 +198,34 @@ def test_grids_never_exceed_the_column_limit(n):
     panels = [ax for ax in fig.axes if ax.get_images()]
     assert len(panels) == n
     assert max(ax.get_subplotspec().colspan.stop for ax in panels) == min(n, plots.NCOLS)
+
+
+def paper_vs_ours_frame() -> pd.DataFrame:
+    return pd.DataFrame([(regime, source, "bridge_found", x, 0.5, 0) for regime in ("natural", "second_hop_full")
+                         for source in ("paper", "ours") for x in (0.5, 1.0, 2.0)],
+                        columns=["regime", "source", "quantity", "x", "value", "seed"])
+
+
+def chance_lines(fig: Figure) -> dict[str, tuple[float, str]]:
+    """gid -> (height, legend label) of every chance line of a figure."""
+    return {ln.get_gid(): (ln.get_ydata()[0], ln.get_label()) for ax in fig.axes for ln in ax.get_lines()
+            if (ln.get_gid() or "").startswith("chance:")}
+
+
+def test_paper_vs_ours_draws_the_chance_level_per_panel():
+    lines = chance_lines(plots.plot_paper_vs_ours(paper_vs_ours_frame(), chance=0.06))
+    assert lines == {f"chance:{r}": (0.06, "chance (untrained)") for r in ("natural", "second_hop_full")}
+    fig = plots.plot_paper_vs_ours(paper_vs_ours_frame(), chance={"second_hop_full": 0.2, "natural": float("nan")})
+    assert chance_lines(fig) == {"chance:second_hop_full": (0.2, "chance (untrained)")}
+    assert "chance (untrained)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert not chance_lines(plots.plot_paper_vs_ours(paper_vs_ours_frame()))
+    line = next(ln for ax in fig.axes for ln in ax.get_lines() if ln.get_gid() == "chance:second_hop_full")
+    assert line.get_linestyle() == "--"
+
+
+def test_patch_profiles_label_what_was_patched():
+    frame = pd.DataFrame({"stage": ["embed", "loop0_block0"], "followed": [0.1, 0.8], "kept": [0.9, 0.1],
+                          "model": "natural"})
+    assert plots.plot_patch_profiles(frame).axes[0].get_xlabel() == "patched stage (r1 slot)"
+    fig = plots.plot_patch_profiles(frame, xlabel="patched stage (h and r1 slots)")
+    assert fig.axes[0].get_xlabel() == "patched stage (h and r1 slots)"

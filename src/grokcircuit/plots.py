@@ -442,12 +442,13 @@ def plot_path_maps(maps: Mapping[str, pd.DataFrame], *, ncols: int | None = None
     return fig
 
 
-def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: str | None = "queries") -> Figure:
+def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: str | None = "queries",
+                        xlabel: str = "patched stage (r1 slot)") -> Figure:
     """Activation patching per stage: the share of answers that follow the donor's bridge (solid) and that
     stay the same (dashed), one line per `series` value, one panel per `panel` value when that column exists.
 
-    `frame` has columns stage, followed, kept and `series` (`grokcircuit.patch_profile` rows with labels).
-    Lines carry the gid "patch:<panel>/<series>/<followed|kept>".
+    `frame` has columns stage, followed, kept and `series` (`grokcircuit.patch_profile` rows with labels);
+    `xlabel` says what was patched. Lines carry the gid "patch:<panel>/<series>/<followed|kept>".
     """
     _require(frame, ["stage", "followed", "kept", series], "plot_patch_profiles")
     panels = list(dict.fromkeys(frame[panel])) if panel and panel in frame.columns else [None]
@@ -464,7 +465,7 @@ def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: st
                         color=colors[name], gid=f"patch:{key}/{name}/{what}",
                         label=f"{name}: {'follows donor' if what == 'followed' else 'answer kept'}")
         ax.set_xticks(range(len(stages)), stages, rotation=45, ha="right", fontsize=9)
-        ax.set(ylim=(0, 1.05), xlabel="patched stage (r1 slot)", title=key)
+        ax.set(ylim=(0, 1.05), xlabel=xlabel, title=key)
     for ax in _first_column(axes):
         ax.set_ylabel("share of queries")
     _legend_below(fig, axes, handlelength=3.5)  # long enough to tell dashed from solid
@@ -498,12 +499,15 @@ def plot_regime_curves(metrics: pd.DataFrame, metrics_to_plot: Sequence[tuple[st
 PAPER_VS_OURS_LABELS = {"train_accuracy": "training accuracy", "bridge_found": "OOD bridge", "ood_answer": "OOD answer"}
 
 
-def plot_paper_vs_ours(curves: pd.DataFrame, *, xmax: float | None = None) -> Figure:
+def plot_paper_vs_ours(curves: pd.DataFrame, *, xmax: float | None = None,
+                       chance: float | Mapping[str, float] | None = None) -> Figure:
     """The paper's Figure 2 curves beside ours on one axis in units of T_fit: one panel per regime, a colour per
     quantity, the paper dashed with markers at its published steps, ours solid (mean over seeds, min-max band).
 
     `curves` has columns regime, source ("paper" or "ours"), quantity, x (step / T_fit), value, optionally seed
-    and label (the legend text of a (source, quantity), e.g. which readout "ours" used)."""
+    and label (the legend text of a (source, quantity), e.g. which readout "ours" used). `chance`, the value of
+    our bridge readout on the untrained model (one for all panels, or per regime), is drawn as a dashed grey
+    line labelled "chance (untrained)" (gid "chance:<regime>"); a regime without a value, or a NaN, gets none."""
     _require(curves, ["regime", "source", "quantity", "x", "value"], "plot_paper_vs_ours")
     regimes = _ordered(curves["regime"], REGIMES)
     if not regimes:
@@ -523,6 +527,9 @@ def plot_paper_vs_ours(curves: pd.DataFrame, *, xmax: float | None = None) -> Fi
                     gid=f"curve:{regime}:{source}/{quantity}", **style)
             if source != "paper" and "seed" in rows and rows["seed"].nunique() > 1:
                 ax.fill_between(stats.index, stats["min"], stats["max"], color=colors[quantity], alpha=0.2, lw=0)
+        level = chance.get(regime) if isinstance(chance, Mapping) else chance
+        if level is not None and not pd.isna(level):
+            ax.axhline(level, color="0.5", ls="--", lw=1.2, gid=f"chance:{regime}", label="chance (untrained)")
         ax.axvline(1.0, color="0.25", ls=":", lw=1.2, gid=f"milestone:{regime}:T_fit")
         ax.set(xlabel="step / T_fit", ylim=(0, 1.05), title=REGIME_LABELS.get(regime, regime))
         if xmax is not None:
