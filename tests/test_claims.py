@@ -203,9 +203,17 @@ def test_train_minutes_text_groups_the_runs():
     summary = pd.DataFrame({"finding": ["1", "1", "2", "3", "3"],
                             "regime": ["natural", "both_hop_full", "second_hop_full", "natural", "control"],
                             "train_seconds": [1800.0, 540.0, 600.0, 240.0, 300.0]})
-    assert claims.train_minutes_text(summary) == ("natural pretraining 30 min [30–30] over 1 run; other pretraining "
+    assert claims.train_minutes_text(summary) == ("natural pretraining 30 min over 1 run; other pretraining "
                                                   "10 min [9–10] over 2 runs; finetuning 4 min [4–5] over 2 runs")
     assert claims.train_minutes_text(summary.iloc[:0]) == "no committed runs"
+
+
+def test_chapter_times_text_reads_both_passes():
+    table = pd.DataFrame({"chapter": ["01_task", "02_paths"], "first_run_s": [13.2, 75.0],
+                          "runs_in_store_s": [12.4, 40.6]})
+    assert claims.chapter_times_text(table) == ("01_task 12 s (a first run, training its live runs: 13 s); 02_paths "
+                                                 "41 s (a first run, training its live runs: 75 s)")
+    assert claims.chapter_times_text(table.iloc[:0]) == "not measured"
 
 
 def test_finetune_search_names_the_best_composition_and_the_worst_forgetting():
@@ -502,10 +510,10 @@ def test_open_runs_keeps_what_opens_and_names_the_rest():
 
 
 class StubRun:
-    """What the evidence functions read of a `Run`: stored and shipped snapshots, metrics, and models."""
+    """What the evidence functions read of a `Run`: its snapshot steps, metrics, and models."""
 
-    def __init__(self, stored=(), shipped=(), last=400, model=None, id="r"):
-        self.stored, self.shipped_steps, self.last, self.model, self.id = list(stored), set(shipped), last, model, id
+    def __init__(self, stored=(), last=400, model=None, id="r"):
+        self.stored, self.last, self.model, self.id = list(stored), last, model, id
         self.loaded = []
 
     def snapshot_steps(self):
@@ -515,22 +523,17 @@ class StubRun:
         return pd.DataFrame({"step": range(0, self.last + 1, 100), "split": "train", "metric": "accuracy",
                              "value": 0.5})
 
-    def shipped(self, step=None):
-        return "file" if step is None or step in self.shipped_steps else None
-
     def load_model(self, step=None):
         self.loaded.append(step)
         return self.model
 
 
-def test_committed_steps_join_stored_and_shipped_snapshots():
-    assert claims.committed_steps(StubRun(stored=[0, 100], shipped=[100, 300])) == [0, 100, 300]
-    assert claims.committed_steps(StubRun(shipped=[500])) == []  # not an evaluation of the run
-    assert claims.committed_steps(StubRun()) == []
-    many = StubRun(stored=range(0, 1001, 100), last=1000)
-    assert claims.committed_steps(many, most=3) == [0, 500, 1000]
-    assert claims.committed_steps(many, most=20) == list(range(0, 1001, 100))
-    assert claims.committed_steps(many, most=1) == [0]
+def test_evenly_spreads_at_most_the_asked_steps_from_first_to_last():
+    steps = list(range(0, 1001, 100))
+    assert claims.evenly(steps, most=3) == [0, 500, 1000]
+    assert claims.evenly(steps, most=20) == steps
+    assert claims.evenly(steps, most=1) == [0]
+    assert claims.evenly([], most=3) == []
 
 
 def test_before_grokking_picks_a_snapshot_between_the_fit_and_the_answers():

@@ -28,6 +28,7 @@ def test_exported_weights_load_back_at_fp16_precision(tmp_path):
     weights.export(state(), tmp_path, "abc123", step=500)
     assert sorted(weights.read_manifest(tmp_path)) == ["abc123.pt", "abc123_500.pt"]
     assert weights.find([tmp_path], "abc123", 1000) is None
+    assert weights.steps([tmp_path], "abc123") == [500] and weights.steps([tmp_path], "other") == []
 
 
 def test_a_run_with_shipped_weights_is_finished_and_never_retrained(results):
@@ -43,6 +44,7 @@ def test_a_run_with_shipped_weights_is_finished_and_never_retrained(results):
     assert run.status() == "finished" and run.load_checkpoint() is None
     assert gc.get_or_train(cfg, progress=False).load_checkpoint() is None  # nothing was trained
     assert run.metrics().value.tolist() == trained.metrics().value.tolist()
+    assert run.snapshot_steps() == [10]  # the shipped snapshot, though the store has none
     model, again = run.load_model(), trained.load_model()
     q = gc.Queries.build(gc.make_dataset(cfg.data).probes["id_atomic"], "causal", 60, 12)
     torch.testing.assert_close(model(q.tokens).logits, again(q.tokens).logits, atol=0.05, rtol=0)

@@ -14,7 +14,7 @@ import torch
 from . import findings, paper
 from .config import optimizer_text, preset, run_length
 from .data import vocab_size
-from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, FIT, OOD_HALF, fake_evaluations
+from .findings import BRIDGE, CRITERIA, FAKE_BRIDGE, FAKE_OOD, FIT, OOD_HALF, WORTH_MARGIN, fake_evaluations
 from .lens import LensResult, Queries
 from .model import build_model, count_params
 from .paths import R1_SLOT, agreement, bridge_rate_when_correct, patch_profile, path_map, total_variation
@@ -256,9 +256,19 @@ def train_minutes_text(summary: pd.DataFrame) -> str:
     for name in ("natural pretraining", "other pretraining", "finetuning"):
         minutes = summary.train_seconds[kind == name] / 60
         if len(minutes):
-            parts.append(f"{name} {minutes.median():.0f} min [{minutes.min():.0f}–{minutes.max():.0f}] "
+            low, high = f"{minutes.min():.0f}", f"{minutes.max():.0f}"
+            parts.append(f"{name} {minutes.median():.0f} min{f' [{low}–{high}]' if low != high else ''} "
                          f"over {len(minutes)} run{'s' * (len(minutes) != 1)}")
     return "; ".join(parts)
+
+
+def chapter_times_text(table: pd.DataFrame) -> str:
+    """The wall time of each chapter from `benchmarks/chapters.py`'s table: "02_identical_paths 40 s (a first run,
+    training its live runs: 75 s); ..."."""
+    if table.empty:
+        return "not measured"
+    return "; ".join(f"{r.chapter} {r.runs_in_store_s:.0f} s (a first run, training its live runs: "
+                     f"{r.first_run_s:.0f} s)" for r in table.itertuples())
 
 
 def verdict(rows: pd.DataFrame, criteria: Sequence[str] | None = None) -> str:
@@ -353,7 +363,6 @@ BASE_ORDER = ("natural", "both_hop_full", "first_hop_full", "second_hop_full", "
 TRANSFER_PARTS = {"new_old_composes": findings.CIRCUIT_BASES, "old_new_fails_with_bridge": findings.CIRCUIT_BASES,
                   "fake_base_fails": findings.FAKE_BASES}  # Finding 3, criterion by criterion, and the bases it reads
 TRANSFER_PANELS = ("exact match: paper", "exact match: ours", "bridge: paper", "bridge: ours")
-WORTH_MARGIN = 0.1  # the grokked base transfers better only when its new+old exact match is this much higher
 WORTH_PARTS = {  # the paper's trade-off (§6), part by part, as `wait_by_seed` decides it per seed
     "no_wait_needed": f"both hop full reaches OOD exact match {OOD_HALF} before natural does",
     "buys_nothing": f"the natural base's new+old exact match after finetuning is at most {WORTH_MARGIN} above both "
@@ -705,13 +714,10 @@ def open_runs(open_run: Callable[[str], Run], regimes: Sequence[str]) -> tuple[d
     return runs, "; ".join(missing)
 
 
-def committed_steps(run: Run, most: int | None = None) -> list[int]:
-    """The evaluation steps of `run` whose EMA weights can be loaded: its snapshots in the run store and those
-    shipped with the committed results (`Run.snapshot_steps` lists only the former); with `most`, at most that many,
-    evenly spread from the first to the last."""
-    logged = pd.to_numeric(run.metrics().step, errors="coerce").dropna().astype(int).unique()
-    steps = sorted(set(run.snapshot_steps()) | {int(s) for s in logged if run.shipped(int(s)) is not None})
-    if most is None or len(steps) <= most:
+def evenly(steps: Sequence[int], most: int) -> list[int]:
+    """At most `most` of `steps`, evenly spread from the first to the last."""
+    steps = list(steps)
+    if len(steps) <= most:
         return steps
     return [steps[i] for i in sorted({round(k * (len(steps) - 1) / max(most - 1, 1)) for k in range(most)})]
 
@@ -798,7 +804,7 @@ def when_correct_text(table: pd.DataFrame) -> str:
 
 def when_correct_along(runs: Mapping[str, Run], steps: Mapping[str, Sequence[int]], q: Queries, tail_of
                        ) -> pd.DataFrame:
-    """`when_correct` of each named run at each of its `steps` (loadable snapshots, `committed_steps`; None: the
+    """`when_correct` of each named run at each of its `steps` (loadable snapshots, `Run.snapshot_steps`; None: the
     final weights, at the run's last evaluation), tidy for `plots.plot_regime_curves`: regime (the name), step,
     split ("test_inferred_ood"), metric (correct, used_when_correct) and value; a value without any query to count
     (NaN) is left out. A step listed twice (the final weights and a snapshot at the last step) counts once."""

@@ -44,6 +44,8 @@ CHANCE_MARGIN = 0.1  # ... yet clearly above what the readout finds in the untra
 LEARNED = 0.99  # new-fact accuracy after finetuning
 COMPOSES, FAILS = 0.9, 0.1  # new+old exact match of a circuit base, old+new exact match of any base
 FAKE_BASE_MARGIN = 0.2  # the fake base's new+old exact match lies this far below every circuit base of its seed
+WORTH_MARGIN = 0.1  # the paper's trade-off (chapter 5): the wait buys nothing unless the grokked base composes
+# new+old this much better after finetuning than the base that never waited
 CIRCUIT_BASES = ("natural", "both_hop_full", "first_hop_full")
 FAKE_BASES = ("second_hop_full",)
 

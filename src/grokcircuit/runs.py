@@ -180,7 +180,9 @@ class Run:
         atomic_write(self.dir / f"ema_{step:08d}.pt", lambda p: torch.save(ema_state, p))
 
     def snapshot_steps(self) -> list[int]:
-        return sorted(int(p.stem[4:]) for p in self.dir.glob("ema_*.pt"))
+        """The evaluation steps whose EMA weights can be loaded: snapshots in the store and shipped ones."""
+        stored = {int(p.stem[4:]) for p in self.dir.glob("ema_*.pt")}
+        return sorted(stored | set(weights.steps(shipped_dirs(), self.id)))
 
     # -- results
     def metrics(self) -> pd.DataFrame:

@@ -128,6 +128,16 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                              "the TRM at 200 entities, second-hop-full: does the lens or the probe see its bridges?"),
     "trm-e200-both-full": ("both_hop_full", {**TRM, **ZERO_FROM0, "data.entities": "200"},
                            "the TRM at 200 entities, both-hop-full"),
+    # hypothesis 3: where the small TRM fails on OOD queries
+    "trm-first-full": ("first_hop_full", {**TRM, **ZERO_FROM0},
+                       "the TRM first-hop-full (one reading of the paper's Figure 2C): OOD answers without the "
+                       "bridge?"),
+    # hypothesis 5: the recipe at the paper's augmentation ratio and per-step decay
+    "paper-ratio-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, "data.aug_k": "6"},
+                                "second-hop-full adding 3.2% rows (k=6), as the paper's 3.1%, instead of 8.8% (k=18)"),
+    "paper-decay-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, "train.weight_decay": "0.04"},
+                                "second-hop-full at the paper's per-step decay lr*wd = 4e-5 (wd 0.04) instead of "
+                                "5e-4"),
 }
 
 THREE_PASS_BASE = {**SEEDED, "model.loops": "3"}  # the base of search candidate e60-looped2x3-grokfast-60k

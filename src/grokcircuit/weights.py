@@ -60,6 +60,12 @@ def find(folders: list[Path], run_id: str, step: int | None = None) -> Path | No
     return next((f / name for f in folders if name in read_manifest(f)), None)
 
 
+def steps(folders: list[Path], run_id: str) -> list[int]:
+    """The snapshot steps of `run_id` listed in the manifests of `folders`."""
+    return sorted({e["step"] for f in folders for e in read_manifest(f).values()
+                   if e["run_id"] == run_id and e["step"] is not None})
+
+
 def load(path: Path) -> dict[str, torch.Tensor]:
     """The float32 weights of a shipped file, checked against its manifest."""
     if _digest(path) != read_manifest(path.parent)[path.name]["sha256"]:
