@@ -459,12 +459,17 @@ def test_verdict_values_count_the_seeds_in_which_every_check_holds():
 def readout_curves() -> pd.DataFrame:
     """Second hop full, seeds 0-1 (four evaluations) and natural, seed 0: exact match and three readouts. The probe
     meets the fake-grokking criterion at steps 200-300 of seed 0 only; the lens rule never (0.45 is within the
-    chance margin of its 0.40 at step 0); patching never (it finds the bridge)."""
+    chance margin of its 0.40 at step 0); patching never (it finds the bridge). On ID queries (the positive
+    control) the readouts end at 1.0, 0.2 and 0.9."""
     values = {"exact_match": [0.0, 0.5, 0.85, 0.9], "bridge_found": [0.4, 0.45, 0.45, 0.45],
               "bridge_probe": [0.0, 0.1, 0.3, 0.4], "bridge_used": [0.0, 0.5, 0.9, 0.95]}
+    id_final = {"bridge_found": 1.0, "bridge_probe": 0.2, "bridge_used": 0.9}
     rows = [(100 * i, "test_inferred_ood", metric, v - 0.2 * seed * (metric == "exact_match"), regime, seed)
             for regime, seeds in (("second_hop_full", (0, 1)), ("natural", (0,)))
             for seed in seeds for metric, vs in values.items() for i, v in enumerate(vs)]
+    rows += [(100 * i, "test_inferred_iid", metric, v if i == 3 else 0.0, regime, seed)
+             for regime, seeds in (("second_hop_full", (0, 1)), ("natural", (0,)))
+             for seed in seeds for metric, v in id_final.items() for i in range(4)]
     return pd.DataFrame(rows, columns=["step", "split", "metric", "value", "regime", "seed"])
 
 
@@ -472,11 +477,12 @@ def test_readout_levels_keep_each_readout_beside_its_chance_level():
     levels = claims.readout_levels(readout_curves(), ["second_hop_full", "both_hop_full"])
     assert len(levels) == 6 and set(levels.regime) == {"second_hop_full"}  # no curves of both hop full
     probe = levels[(levels.seed == 1) & (levels.readout == "bridge_probe")].iloc[0]
-    assert (probe.chance, probe.final, probe.at_best) == (0.0, 0.4, 0.4)
+    assert (probe.chance, probe.final, probe.at_best, probe.id_final) == (0.0, 0.4, 0.4, 0.2)
     assert claims.chance_levels(levels, "bridge_found") == {"second_hop_full": pytest.approx(0.4)}
     table = claims.readout_table(levels).set_index("readout")
     assert table.loc["the paper's lens rule", "untrained (chance)"] == "0.40"
     assert table.loc["activation patching", "final"] == "0.95" and table.regime.iloc[0] == "second hop full"
+    assert table.loc["the linear probe", claims.ID_CONTROL] == "0.20"
     assert claims.readout_text(levels, "second_hop_full") == ("the paper's lens rule 0.45 (untrained 0.40), the "
                                                                "linear probe 0.40 (untrained 0.00) and activation "
                                                                "patching 0.95 (untrained 0.00)")
@@ -492,8 +498,11 @@ def test_fake_grokking_is_checked_with_each_readout():
     assert not held[(0, "bridge_found")] and not held[(0, "bridge_used")]
     probe = table[(table.seed == 0) & (table.readout == "bridge_probe")].iloc[0]
     assert (probe.chance, probe.fake_evaluations, probe.best_ood_step) == (0.0, 2, 300)
-    assert claims.fake_by_readout_text(table) == ("holds in 0 of 2 seeds by the paper's lens rule, in 1 of 2 seeds "
-                                                  "by the linear probe and in 0 of 2 seeds by activation patching")
+    assert probe.id_final == 0.2
+    assert claims.fake_by_readout_text(table) == (
+        "holds in 0 of 2 seeds by the paper's lens rule (which finds 1.00 of the ID bridges), in 1 of 2 seeds by the "
+        "linear probe (which finds 0.20 of the ID bridges) and in 0 of 2 seeds by activation patching (which finds "
+        "0.90 of the ID bridges)")
     none = claims.fake_by_readout(readout_curves(), "both_hop_full")
     assert none.empty and claims.fake_by_readout_text(none) == "is not measured (no committed run)"
 

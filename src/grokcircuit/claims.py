@@ -634,14 +634,16 @@ def readout_levels(metrics: pd.DataFrame, regimes: Sequence[str], readouts: Sequ
                    split: str = "test_inferred_ood") -> pd.DataFrame:
     """Per (regime, seed, readout) of committed pretraining curves (`reproduce.load_metrics`): the readout's value on
     `split` in the untrained model (step 0: its chance level), at the evaluation with the best exact match, and at
-    the end (`findings.readout_columns`). Runs and readouts without curves are left out."""
-    columns = ["regime", "seed", "readout", "chance", "at_best", "final"]
+    the end (`findings.readout_columns`), and its final value on ID test queries (`id_final`, the positive
+    control: training put those bridges in place). Runs and readouts without curves are left out."""
+    columns = ["regime", "seed", "readout", "chance", "at_best", "final", "id_final"]
     rows = []
     for regime in regimes if len(metrics) else ():
         for seed, run in metrics[metrics.regime == regime].groupby("seed"):
             values = findings.readout_columns(run, split)
             rows += [{"regime": regime, "seed": int(seed), "readout": r, "chance": values[f"chance_{r}"],
-                      "at_best": values[f"{r}_at_best"], "final": values[f"final_{r}"]}
+                      "at_best": values[f"{r}_at_best"], "final": values[f"final_{r}"],
+                      "id_final": findings.final(run, "test_inferred_iid", r)}
                      for r in readouts if f"final_{r}" in values]
     return pd.DataFrame(rows, columns=columns)
 
@@ -652,12 +654,15 @@ def chance_levels(levels: pd.DataFrame, readout: str) -> dict[str, float]:
     return levels[levels.readout == readout].groupby("regime").chance.mean().to_dict()
 
 
+ID_CONTROL = "final on ID queries (bridge trained)"  # a readout's positive control
+
+
 def readout_table(levels: pd.DataFrame) -> pd.DataFrame:
     """`readout_levels` to read: one row per (regime, readout), each value median [min–max] over seeds, the chance
-    level (the untrained model) beside the others."""
-    columns = ["regime", "readout", "untrained (chance)", "at the best OOD evaluation", "final"]
+    level (the untrained model) beside the others and the final value on ID queries (the positive control)."""
+    columns = ["regime", "readout", "untrained (chance)", "at the best OOD evaluation", "final", ID_CONTROL]
     rows = [{"regime": name_of(regime), "readout": readout_name(readout), "untrained (chance)": spread(g.chance),
-             "at the best OOD evaluation": spread(g.at_best), "final": spread(g.final)}
+             "at the best OOD evaluation": spread(g.at_best), "final": spread(g.final), ID_CONTROL: spread(g.id_final)}
             for (regime, readout), g in levels.groupby(["regime", "readout"], sort=False)]
     return pd.DataFrame(rows, columns=columns)
 
@@ -677,9 +682,10 @@ def fake_by_readout(metrics: pd.DataFrame, regime: str = "second_hop_full",
                     readouts: Sequence[str] = THREE_READOUTS) -> pd.DataFrame:
     """Finding 2's criterion (`findings.fake_evaluations`) on each seed of `regime`'s committed curves, with the bridge
     read by each of `readouts`: per (seed, readout) the readout's chance level (step 0), how many evaluations meet
-    the criterion, the best OOD evaluation with the readout there (`fake_grokking_check`), and `holds`."""
+    the criterion, the best OOD evaluation with the readout there (`fake_grokking_check`), `holds`, and the
+    readout's final value on ID queries (`id_final`: where training put the bridge, what it finds)."""
     columns = ["seed", "readout", "chance", "evaluations", "fake_evaluations", "best_ood_step", "best_ood_exact_match",
-               "bridge_at_best_ood", "holds"]
+               "bridge_at_best_ood", "holds", "id_final"]
     rows = []
     for seed, run in metrics[metrics.regime == regime].groupby("seed") if len(metrics) else ():
         for readout in readouts:
@@ -688,17 +694,19 @@ def fake_by_readout(metrics: pd.DataFrame, regime: str = "second_hop_full",
                 continue
             check = fake_grokking_check(run, readout)
             rows.append({"seed": int(seed), "readout": readout, **check, "holds": check["fake_evaluations"] > 0,
-                         "chance": float(values.iloc[0]) if values.index[0] == 0 else float("nan")})
+                         "chance": float(values.iloc[0]) if values.index[0] == 0 else float("nan"),
+                         "id_final": findings.final(run, "test_inferred_iid", readout)})
     return pd.DataFrame(rows, columns=columns)
 
 
 def fake_by_readout_text(table: pd.DataFrame) -> str:
-    """`fake_by_readout` in words: "holds in 0 of 2 seeds by the paper's lens rule, in 1 of 2 seeds by the linear
-    probe and in 0 of 2 seeds by activation patching"; "is not measured (no committed run)" without rows."""
+    """`fake_by_readout` in words, each readout with its positive control: "holds in 0 of 2 seeds by the paper's
+    lens rule (which finds 1.00 of the ID bridges) and in 1 of 2 seeds by the linear probe (0.20 of the ID
+    bridges)"; "is not measured (no committed run)" without rows."""
     if table.empty:
         return "is not measured (no committed run)"
-    parts = [f"in {int(g.holds.sum())} of {_seeds(len(g))} by {readout_name(r)}"
-             for r, g in table.groupby("readout", sort=False)]
+    parts = [f"in {int(g.holds.sum())} of {_seeds(len(g))} by {readout_name(r)} (which finds "
+             f"{spread(g.id_final)} of the ID bridges)" for r, g in table.groupby("readout", sort=False)]
     return "holds " + _and(parts)
 
 
