@@ -352,19 +352,6 @@ def test_the_search_names_only_candidates_it_defines():
     assert all(base in (*findings.REGIMES, "control") for base, _, _ in search.FINETUNE_CANDIDATES.values())
 
 
-def test_verdict_holds_only_when_every_criterion_holds_in_every_seed():
-    rows = pd.DataFrame({"holds_order": [True, True, False], "holds_delay": ["True", "True", "True"],
-                         "holds_other": [True, np.nan, np.nan]})  # as read back from a CSV: strings, missing
-    assert claims.verdict(rows, ["order"]) == "does not hold"  # holds in 2 of 3 seeds
-    assert claims.verdict(rows, ["delay"]) == "holds"
-    assert claims.verdict(rows, ["order", "delay"]) == "does not hold"
-    assert claims.verdict(rows) == "does not hold"  # default: holds_order and holds_delay, measured in every row
-    assert claims.verdict(rows[["holds_delay", "holds_other"]]) == "holds"  # holds_other is not in every row
-    assert claims.verdict(rows, ["missing"]) == "is not measured"
-    assert claims.verdict(rows, ["delay", "missing"]) == "is not measured"  # not "holds" on an unmeasured one
-    assert claims.verdict(rows.iloc[:0], ["delay"]) == "is not measured"
-
-
 def milestone_summary() -> pd.DataFrame:
     """Natural seeds 0-2 (2,000 to 4,000 steps; two reach T_ood, none T_bridge) and a natural finetune."""
     nan = np.nan

@@ -168,6 +168,8 @@ def reading(row: pd.Series) -> str:
         return f"did not reach OOD exact match {OOD_HALF} within {int(row.steps):,} steps"
     if pd.notna(row.T_bridge) and row.T_bridge <= row.T_ood:
         return f"reached OOD exact match {OOD_HALF} at or after finding the bridge (T_bridge ≤ T_ood)"
+    if pd.isna(row.T_bridge):
+        return f"reached OOD exact match {OOD_HALF} without the bridge ever found in {BRIDGE} of the OOD queries"
     return f"reached OOD exact match {OOD_HALF} before the bridge was found in {BRIDGE} of the OOD queries"
 
 
@@ -269,18 +271,6 @@ def chapter_times_text(table: pd.DataFrame) -> str:
         return "not measured"
     return "; ".join(f"{r.chapter} {r.runs_in_store_s:.0f} s (a first run, training its live runs: "
                      f"{r.first_run_s:.0f} s)" for r in table.itertuples())
-
-
-def verdict(rows: pd.DataFrame, criteria: Sequence[str] | None = None) -> str:
-    """A claim's verdict over summary `rows` (its regime's or bases' seeds): "holds" when each of `criteria`
-    (default: every holds_<name> column measured in all rows) holds in every row, "does not hold" otherwise, and
-    "is not measured" without any measured criterion."""
-    columns = [f"holds_{c}" for c in criteria] if criteria is not None else \
-        [c for c in rows.columns if c.startswith("holds_") and rows[c].notna().all()]
-    held = [_holds(rows, c.removeprefix("holds_")) for c in columns]
-    if not rows.size or not held or not all(len(h) for h in held):
-        return "is not measured"
-    return "holds" if all(h.all() for h in held) else "does not hold"
 
 
 def milestone_text(summary: pd.DataFrame, regime: str, key: str) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 from .augment import REGIME_SPECS
 from .config import normalize_regime
 from .data import KGDataset, paths_to_items, two_hop_paths
+from .findings import FAKE_BRIDGE, FAKE_OOD
 
 
 def _expect(ok: Any, hint: str) -> None:
@@ -135,12 +136,15 @@ def check_bridge_when_correct(fn: Callable) -> None:
 
 
 def check_fake_verdict(fn: Callable) -> None:
-    """`fn(ood_exact_match, bridge_found) -> "real" | "fake" | "not grokked"` (thresholds 0.8 and 0.5)."""
+    """`fn(ood_exact_match, bridge_found) -> "real" | "fake" | "not grokked"` (the paper's thresholds FAKE_OOD and
+    FAKE_BRIDGE)."""
     cases = [((0.95, 0.99), "real", "high OOD accuracy with the bridge found is real grokking"),
              ((0.95, 0.20), "fake", "high OOD accuracy without the bridge is what the paper calls fake"),
              ((0.30, 0.99), "not grokked", "a model that fails the OOD queries has not grokked, whatever its bridge"),
-             ((0.80, 0.50), "fake", "both thresholds are inclusive: exact match >= 0.8, bridge found <= 0.5"),
-             ((0.79, 0.10), "not grokked", "both thresholds are inclusive: exact match >= 0.8 is needed")]
+             ((FAKE_OOD, FAKE_BRIDGE), "fake",
+              f"both thresholds are inclusive: exact match >= {FAKE_OOD}, bridge found <= {FAKE_BRIDGE}"),
+             ((FAKE_OOD - 0.01, 0.10), "not grokked",
+              f"both thresholds are inclusive: exact match >= {FAKE_OOD} is needed")]
     for (em, bridge), want, hint in cases:
         got = _call(fn, em, bridge)
         _expect(got == want, f"exact match {em}, bridge {bridge}: {hint}")
