@@ -18,7 +18,6 @@ import time
 import pandas as pd
 
 import grokcircuit as gc
-from grokcircuit.encode import layout_of
 from grokcircuit.experiments import backfill
 from grokcircuit import paths
 from grokcircuit.findings import READOUTS, bridge_metric, readout_columns, summarize_pretrain
@@ -34,12 +33,9 @@ def patching(run: gc.Run, step: int | None = None) -> dict:
     share of OOD and ID test answers that follow a donor's bridge, over the stages after the embedding, patching the
     first-hop slots, and where it peaks; and on OOD queries, the share of correct answers whose bridge the entity-restricted lens shows
     and that patching uses."""
-    cfg = run.cfg
-    task = gc.build_task(cfg)
-    model, tail_of = run.load_model(step), task.tail_of
-    out = {}
-    for short, split in (("ood", "test_inferred_ood"), ("iid", "test_inferred_iid")):
-        q = gc.Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
+    model, tail_of = run.load_model(step), gc.build_task(run.cfg).tail_of
+    out, qs = {}, gc.test_queries(run.cfg)
+    for short, q in (("ood", qs["OOD"]), ("iid", qs["ID"])):
         profile = gc.patch_profile(model, q, tail_of, position=paths.FIRST_HOP).iloc[1:]  # the first stage
         best = profile.loc[profile.followed.idxmax()]  # is the input itself: any model that answers follows there
         out[f"{short}_patch_followed"] = round(float(best.followed), 4)

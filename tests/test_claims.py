@@ -214,6 +214,8 @@ def test_chapter_times_text_reads_both_passes():
     assert claims.chapter_times_text(table) == ("01_task 12 s (a first run, training its live runs: 13 s); 02_paths "
                                                  "41 s (a first run, training its live runs: 75 s)")
     assert claims.chapter_times_text(table.iloc[:0]) == "not measured"
+    table.loc[1, "runs_in_store_s"] = float("nan")
+    assert claims.chapter_times_text(table).endswith("; 02_paths 75 s as a first run")
 
 
 def test_finetune_search_names_the_best_composition_and_the_worst_forgetting():

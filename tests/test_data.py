@@ -268,6 +268,14 @@ def test_regime_count_relationships(paper, small):
         assert same_items(p_first["hop1"], p_full["hop1"])
 
 
+def test_augmented_share_counts_the_rows_augmentation_adds(paper, small):
+    assert paper["natural"].augmented_share == small["natural"].augmented_share == 0
+    assert 0.02 < paper["second_hop_full"].augmented_share < 0.04  # the paper: second hop full adds about 3%
+    c = small["both_hop_full"].counts
+    added = c["augmented_hop1"] + c["augmented_hop2"]
+    assert small["both_hop_full"].augmented_share == added / (c["atomic"] + c["train_inferred"])
+
+
 def test_paper_regime_sizes_match_the_reference_run(paper):
     """Within a few percent of the printed reference counts (22,697 / 21,492 full; 5,724 / 5,778 half)."""
     c = {r: ds.counts for r, ds in paper.items()}

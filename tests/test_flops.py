@@ -69,3 +69,8 @@ def test_trm_backward_covers_only_the_last_h_cycle():
                                   - flops.forward_flops_per_sample(SMALL_TRM, vocab))
     looped = CI.model
     assert flops.train_flops_per_step(looped, 4, vocab) == pytest.approx(12 * flops.forward_flops_per_sample(looped, vocab))
+
+
+def test_gpu_hours_divide_the_flops_by_the_sustained_rate():
+    assert flops.gpu_hours(3600 * 0.4 * flops.H100_PEAK, 0.4) == pytest.approx(1.0)
+    assert flops.gpu_hours(1e15, 0.5, peak=1e12) == pytest.approx(1e15 / 5e11 / 3600)

@@ -229,3 +229,11 @@ def test_patch_profiles_label_what_was_patched():
     assert plots.plot_patch_profiles(frame).axes[0].get_xlabel() == "patched stage (r1 slot)"
     fig = plots.plot_patch_profiles(frame, xlabel="patched stage (h and r1 slots)")
     assert fig.axes[0].get_xlabel() == "patched stage (h and r1 slots)"
+
+
+def test_patch_profiles_draw_the_untrained_model_in_grey():
+    frame = pd.DataFrame({"stage": ["embed", "loop0_block0"] * 2, "followed": [0.1, 0.8, 0.0, 0.02],
+                          "kept": [0.9, 0.1, 0.3, 0.3], "model": ["natural"] * 2 + [plots.CHANCE_MODEL] * 2})
+    lines = {line.get_gid(): line for line in plots.plot_patch_profiles(frame, panel=None).axes[0].lines}
+    assert lines[f"patch:None/{plots.CHANCE_MODEL}/followed"].get_color() == "0.5"
+    assert lines["patch:None/natural/followed"].get_color() != "0.5"

@@ -45,8 +45,19 @@ def test_transfer_grid_has_one_panel_per_base_in_two_columns():
     assert [ax.get_title() for ax in fig.axes] == ["Natural", "Second hop full", "Control (from scratch)"]
     assert max(ax.get_subplotspec().colspan.stop for ax in fig.axes) == plots.NCOLS
     assert [ax.get_ylabel() for ax in fig.axes] == ["value", "", "value"]  # the first panel of each row
-    assert len(lines_by_gid(fig)) == len(BASES) * (1 + 2 * len(CATS))
-    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 1 + 2 * len(CATS)
+    assert len(lines_by_gid(fig)) == len(BASES) * (1 + 2 * len(CATS)) + 1  # and the chance line, in each panel
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 1 + 2 * len(CATS) + 1
+
+
+def test_transfer_grid_draws_the_untrained_controls_bridge_rate_as_chance():
+    frame = finetune_frame()
+    at_zero = (frame.base == "control") & (frame.step == 0) & (frame.metric == "bridge_found")
+    frame.loc[at_zero, "value"] = np.where(frame.loc[at_zero, "split"] == "old_new", 0.06, 0.02)
+    lines = [line for ax in plots.plot_transfer_grid(frame).axes for line in ax.get_lines()
+             if line.get_gid() == "chance:bridge_found"]
+    assert len(lines) == len(BASES) and all(line.get_ydata()[0] == pytest.approx(0.06) for line in lines)
+    no_control = plots.plot_transfer_grid(frame[frame.base != "control"])
+    assert "chance:bridge_found" not in lines_by_gid(no_control)
 
 
 def test_transfer_grid_plots_the_seed_mean_of_the_right_split():

@@ -164,3 +164,10 @@ def test_a_finetuning_hypothesis_reads_its_criterion_quantities():
     assert h.verdict(rows) == "supported" and h.verdict(rows.assign(final_new_old_exact_match=0.8)) == "not supported"
     assert search.measured_text(h, rows) == ("deep: final new+old exact match 0.95. Beside preset: final new+old "
                                              "exact match 0.30")
+
+
+def test_verdicts_text_groups_the_hypotheses_by_verdict():
+    table = pd.DataFrame({"hypothesis": ["H1", "H2", "H3", "H4"],
+                          "verdict": ["not supported", "supported", "not supported", "not supported"]})
+    assert search.verdicts_text(table) == "not supported: H1, H3 and H4; supported: H2"
+    assert search.verdicts_text(table.iloc[:0]) == "no hypothesis is registered"

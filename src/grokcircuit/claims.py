@@ -269,8 +269,16 @@ def chapter_times_text(table: pd.DataFrame) -> str:
     training its live runs: 75 s); ..."."""
     if table.empty:
         return "not measured"
-    return "; ".join(f"{r.chapter} {r.runs_in_store_s:.0f} s (a first run, training its live runs: "
-                     f"{r.first_run_s:.0f} s)" for r in table.itertuples())
+
+    def one(r) -> str:
+        first, again = r.first_run_s, r.runs_in_store_s
+        if pd.isna(again):
+            return f"{r.chapter} {first:.0f} s as a first run" if pd.notna(first) else f"{r.chapter} not measured"
+        if pd.isna(first):
+            return f"{r.chapter} {again:.0f} s"
+        return f"{r.chapter} {again:.0f} s (a first run, training its live runs: {first:.0f} s)"
+
+    return "; ".join(one(r) for r in table.itertuples())
 
 
 def milestone_text(summary: pd.DataFrame, regime: str, key: str) -> str:
@@ -292,7 +300,7 @@ def glue_values() -> dict[str, str | float]:
     (rule_<name>) and the milestone and fake-grokking thresholds."""
     return {**{f"rule_{c.name}": c.text for c in CRITERIA.values()},
             **{name: float(getattr(findings, name)) for name in ("FIT", "BRIDGE", "OOD_HALF", "FAKE_OOD",
-                                                                 "FAKE_BRIDGE", "CHANCE_MARGIN", "DELAY")}}
+                                                                 "FAKE_BRIDGE", "CHANCE_MARGIN", "DELAY", "ANSWERS")}}
 
 
 def differences(name: str, seeds: Sequence[int], **overrides) -> tuple[pd.DataFrame, dict[str, str | int]]:

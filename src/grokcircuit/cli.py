@@ -16,10 +16,10 @@ import torch
 from . import __version__
 from .config import FINETUNE_PRESETS, REGIMES, ConfigError, DataConfig, RunConfig, override, preset
 from .dataset import make_dataset
-from .encode import layout_of
-from .lens import Queries, lens_metrics, run_lens
+from .experiments import split_queries
+from .lens import lens_metrics, run_lens
 from .runs import RunCorrupted, list_runs, load_run
-from .train import build_task, get_or_train
+from .train import get_or_train
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -96,12 +96,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_lens(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     cfg = run.cfg
-    task = build_task(cfg)
     model = run.load_model(args.step)
     split = {"ood": "test_inferred_ood", "iid": "test_inferred_iid"}.get(args.split, args.split)
-    if split not in task.probes:
-        raise ConfigError(f"invalid --split={args.split!r}: one of ood, iid, {', '.join(task.probes)}")
-    q = Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
+    try:
+        q = split_queries(cfg, split)
+    except ConfigError as err:
+        raise ConfigError(f"invalid --split={args.split!r}: {err} (or ood, iid)") from None
     with torch.no_grad():
         metrics = lens_metrics(run_lens(model, q))
     for key, value in metrics.items():

@@ -111,6 +111,13 @@ class KGDataset:
     def vocab_size(self) -> int:
         return vocab_size(self.cfg.entities, self.cfg.relations)
 
+    @property
+    def augmented_share(self) -> float:
+        """The training rows the regime's augmentation adds, as a share of the rows without it (about 3% in the
+        paper's second-hop-full)."""
+        added = self.counts["augmented_hop1"] + self.counts["augmented_hop2"]
+        return added / (self.counts["train_items"] - added)
+
 
 def vocab_size(entities: int, relations: int) -> int:
     """PAD (0), entities, relations, then the six special tokens of the reference vocabulary."""

@@ -20,6 +20,7 @@ from .augment import REGIME_SPECS
 from .config import normalize_regime
 from .data import KGDataset, paths_to_items, two_hop_paths
 from .findings import FAKE_BRIDGE, FAKE_OOD
+from .flops import gpu_hours
 
 
 def _expect(ok: Any, hint: str) -> None:
@@ -165,15 +166,15 @@ def check_category(fn: Callable) -> None:
 
 
 def check_hop_asymmetry(prediction: dict[str, bool]) -> None:
-    """Prediction, per category, of whether the paper's circuit bases answer it (exact match >= 0.5)."""
-    from .findings import CIRCUIT_BASES
+    """Prediction, per category, of whether the paper's circuit bases answer it (exact match >= `ANSWERS`)."""
+    from .findings import ANSWERS, CIRCUIT_BASES
     from .paper import FIGURE4
     _expect(prediction is not None, "no prediction yet: replace the placeholder, run again")
     em, cats = FIGURE4.set_index("base").loc[list(CIRCUIT_BASES)], ("new_old", "old_new", "new_new")
     _expect(set(prediction) == set(cats), f"give one True/False for each of {cats}")
     _expect(all(isinstance(v, (bool, np.bool_)) for v in prediction.values()), "give True or False, not None")
     for cat in cats:
-        want = bool(em[f"{cat}_em"].mean() >= 0.5)
+        want = bool(em[f"{cat}_em"].mean() >= ANSWERS)
         _expect(bool(prediction[cat]) == want, f"{cat}: re-read the quote at the top of the chapter; which hop can a "
                                                "new fact fill when the circuit composes it?")
     print("Correct: a new fact works as the first hop, not as the second (and so not in new+new).")
@@ -195,7 +196,7 @@ def check_wait_flops(answer: float, natural_t_ood: float, full_t_ood: float, flo
 def check_h100_hours(answer: float, flops: float, mfu: float, peak: float) -> None:
     """H100 hours for `flops` at utilisation `mfu` of a peak of `peak` FLOP/s."""
     _expect(answer is not None, "no answer yet: replace the placeholder, run again")
-    want = flops / (mfu * peak) / 3600
+    want = gpu_hours(flops, mfu, peak)
     if _close(answer, want):
         return print(f"Correct: {answer:.3g} H100 hours.")
     _expect(not _close(answer, want * 3600), "that is in seconds; an hour has 3,600 of them")

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import pandas as pd
 import torch
 
-from .config import RunConfig, preset as make_preset
+from .config import ConfigError, RunConfig, preset as make_preset
 from .data import vocab_size
 from .encode import layout_of
 from .lens import Queries
@@ -55,12 +55,20 @@ def committed_run(preset: str, regime: str, seed: int, finetune: bool = False) -
     return run
 
 
+def split_queries(cfg: RunConfig, split: str) -> Queries:
+    """The queries of one split of `cfg`'s task (a key of its probes, e.g. "test_inferred_ood"), laid out for
+    its architecture."""
+    task = build_task(cfg)
+    if split not in task.probes:
+        raise ConfigError(f"no split {split!r}: one of {', '.join(task.probes)}")
+    return Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
+
+
 def test_queries(cfg: RunConfig) -> dict[str, Queries]:
     """A pretraining run's two-hop test queries, all of them: "OOD" (test_inferred_ood) and "ID"
     (test_inferred_iid, compositions of ID facts never trained)."""
-    task = build_task(cfg)
-    return {name: Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
-            for name, split in (("OOD", "test_inferred_ood"), ("ID", "test_inferred_iid"))}
+    return {name: split_queries(cfg, split) for name, split in (("OOD", "test_inferred_ood"),
+                                                                 ("ID", "test_inferred_iid"))}
 
 
 def _collect(configs: Iterable[tuple[str, str, int, RunConfig]], progress: bool) -> tuple[pd.DataFrame, dict]:
@@ -110,14 +118,18 @@ def backfill(run: Run, metrics: tuple[str, ...] = ("bridge_found_intermediate",)
                                                                            ignore_index=True)
 
 
+def untrained_model(cfg: RunConfig) -> torch.nn.Module:
+    """The model of `cfg`'s run before its first step (same seed), in eval mode: what every chance level reads."""
+    torch.manual_seed(cfg.train.seed)
+    return build_model(cfg.model, vocab_size(cfg.data.entities, cfg.data.relations)).eval()
+
+
 def readout_chance(cfg: RunConfig, split: str = "test_inferred_ood") -> dict[str, float]:
     """Every bridge readout of `split` on the untrained model of `cfg`: its run's step-0 evaluation, computed
     without training."""
     task = build_task(cfg)
     queries = eval_queries(task, cfg, torch.device("cpu"))
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, vocab_size(task.entities, task.relations))
-    return {metric: value for (s, metric), value in evaluate(model, queries, task.tail_of).items()
+    return {metric: value for (s, metric), value in evaluate(untrained_model(cfg), queries, task.tail_of).items()
             if s == split and metric.startswith("bridge") and "@" not in metric}
 
 

@@ -43,6 +43,7 @@ CHANCE_MARGIN = 0.1  # ... yet clearly above what the readout finds in the untra
 # finding 3
 LEARNED = 0.99  # new-fact accuracy after finetuning
 COMPOSES, FAILS = 0.9, 0.1  # new+old exact match of a circuit base, old+new exact match of any base
+ANSWERS = 0.5  # a base "answers" a category of finetuned queries when it gets at least this share right
 FAKE_BASE_MARGIN = 0.2  # the fake base's new+old exact match lies this far below every circuit base of its seed
 WORTH_MARGIN = 0.1  # the paper's trade-off (chapter 5): the wait buys nothing unless the grokked base composes
 # new+old this much better after finetuning than the base that never waited

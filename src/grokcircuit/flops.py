@@ -11,14 +11,18 @@ A training step is the forward pass plus a backward pass of about twice the forw
 gradients (input and weight gradient, one matmul each). For the TRM that part is only the last H cycle, since
 the first H-1 cycles run under no_grad (paper §5.1).
 
-Entry points: `forward_flops_per_sample(cfg, vocab)`, `train_flops_per_step(cfg, batch_size, vocab)`.
+Entry points: `forward_flops_per_sample(cfg, vocab)`, `train_flops_per_step(cfg, batch_size, vocab)` (of a
+run's config: `run_flops_per_step(cfg)`), and
+`gpu_hours(flops, mfu)` to turn FLOPs into hours on an H100 at an assumed utilisation.
 """
 from __future__ import annotations
 
-from .config import ModelConfig
+from .config import ModelConfig, RunConfig
+from .data import vocab_size
 from .model import swiglu_width
 
 TOKENS = {"trm": 5, "looped": 3}  # token slots of each layout (encode.py)
+H100_PEAK = 989e12  # FLOP/s, bf16 dense tensor cores (NVIDIA's H100 SXM datasheet)
 
 
 def block_flops(cfg: ModelConfig, seq_len: int) -> float:
@@ -68,3 +72,13 @@ def train_flops_per_step(cfg: ModelConfig, batch_size: int, vocab: int) -> float
     forward = applications * per_block + head
     backward = 2 * (with_grad * per_block + head)
     return float(batch_size * (forward + backward))
+
+
+def run_flops_per_step(cfg: RunConfig) -> float:
+    """`train_flops_per_step` of a run: its model, batch size and vocabulary."""
+    return train_flops_per_step(cfg.model, cfg.train.batch_size, vocab_size(cfg.data.entities, cfg.data.relations))
+
+
+def gpu_hours(flops: float, mfu: float, peak: float = H100_PEAK) -> float:
+    """Hours to compute `flops` on a GPU that sustains the fraction `mfu` of its `peak` FLOP/s."""
+    return flops / (mfu * peak) / 3600

@@ -36,6 +36,7 @@ SPLIT_LABELS = {
     "test_inferred_iid": "ID test two-hop", "test_inferred_ood": "OOD test two-hop",
 }
 ID_COLOR, OOD_COLOR, PATH_COLOR = "0.55", "#d62728", "#1f77b4"
+CHANCE_MODEL = "untrained (chance)"  # the label of the untrained model of the same seed, drawn in grey
 NCOLS, PANEL = 2, (4.4, 3.2)  # grid columns at most, and one panel's (width, height) in inches
 
 
@@ -316,6 +317,9 @@ def plot_transfer_grid(metrics: pd.DataFrame, *, categories: Sequence[str] = ("n
     Each panel shows the new-fact accuracy (atomic_new exact match, black) and, in one colour per two-hop category,
     the category's exact match (solid) and bridge readout `bridge` (dashed), mean over seeds with a min-max band.
     Lines carry the gid "<base>:<category>:<split>/<metric>", the new-fact accuracy "<base>:new:atomic_new/exact_match".
+    Where the from-scratch control is among the bases, its step-0 evaluation (the untrained model) gives the bridge
+    readout's chance level, the highest over the categories, drawn in every panel as a grey dotted line (gid
+    "chance:<bridge>").
     """
     _require(metrics, ["step", "split", "metric", "value", "base"], "plot_transfer_grid")
     bases = _ordered(metrics["base"], list(BASE_LABELS))
@@ -328,9 +332,15 @@ def plot_transfer_grid(metrics: pd.DataFrame, *, categories: Sequence[str] = ("n
         name = CATEGORY_LABELS.get(cat, cat)
         curves += [(cat, cat, "exact_match", color, "-", f"{name}: exact match"),
                    (cat, cat, bridge, color, "--", f"{name}: bridge found")]
+    untrained = metrics[(metrics["base"] == "control") & (metrics["step"] == 0) & (metrics["metric"] == bridge)
+                        & metrics["split"].isin(categories)]
+    chance = untrained.groupby("split")["value"].mean().max() if len(untrained) else None
     fig, axes = _grid(len(bases), sharex=True, sharey=True)
     for ax, base in zip(axes, bases):
         frame = metrics[metrics["base"] == base]
+        if chance is not None:
+            ax.axhline(chance, color="0.5", ls=":", lw=1.4, gid=f"chance:{bridge}",
+                       label="bridge found in the untrained model (chance)")
         for cat, split, metric, color, style, label in curves:
             stats = _seed_stats(frame[(frame["split"] == split) & (frame["metric"] == metric)])
             ax.plot(stats.index, stats["mean"], color=color, ls=style, lw=1.8, label=label,
@@ -447,7 +457,8 @@ def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: st
     """Activation patching per stage: the share of answers that follow the donor's bridge (solid) and that
     stay the same (dashed), one line per `series` value, one panel per `panel` value when that column exists.
 
-    `frame` has columns stage, followed, kept and `series` (`grokcircuit.patch_profile` rows with labels);
+    `frame` has columns stage, followed, kept and `series` (`grokcircuit.patch_profile` rows with labels); the
+    series `CHANCE_MODEL` (the untrained model of the same seed) is drawn in grey.
     `xlabel` says what was patched. Lines carry the gid "patch:<panel>/<series>/<followed|kept>".
     """
     _require(frame, ["stage", "followed", "kept", series], "plot_patch_profiles")
@@ -456,6 +467,7 @@ def plot_patch_profiles(frame: pd.DataFrame, *, series: str = "model", panel: st
     stages = _stage_order(frame)
     fig, axes = _grid(len(panels), panel=(PANEL[0], 3.6), sharey=True)
     colors = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    colors.update({name: "0.5" for name in names if name == CHANCE_MODEL})
     for ax, key in zip(axes, panels):
         sel = frame if key is None else frame[frame[panel] == key]
         for name in names:

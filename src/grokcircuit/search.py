@@ -134,7 +134,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
                        "bridge?"),
     # hypothesis 5: the recipe at the paper's augmentation ratio and per-step decay
     "paper-ratio-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, "data.aug_k": "6"},
-                                "second-hop-full adding 3.2% rows (k=6), as the paper's 3.1%, instead of 8.8% (k=18)"),
+                                "second-hop-full adding 3.2% training rows (k=6), near the paper's 2.9%, instead of 8.8% (k=18)"),
     "paper-decay-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, "train.weight_decay": "0.04"},
                                 "second-hop-full at the paper's per-step decay lr*wd = 4e-5 (wd 0.04) instead of "
                                 "5e-4"),
@@ -513,13 +513,15 @@ HYPOTHESES = (
                "level is lower than on 60?", "fake_grokking",
                ("trm-e200-second-full",), ("e60-trm2x2-second-full-60k",)),
     Hypothesis("H3", "Is the paper's fake grokking its first-hop-full run (one reading of Figure 2C): does the TRM "
-               "trained first-hop-full answer OOD queries without the bridge?", "fake_grokking"),
+               "trained first-hop-full answer OOD queries without the bridge?", "fake_grokking",
+               ("trm-first-full",), ("e60-trm2x2-second-full", "e60-trm2x2-both-full")),
     Hypothesis("H4", "Does depth give Finding 3: do circuit bases with a third pass through the blocks compose new "
                "facts as the first hop (new+old)?", "new_old_composes",
                ("base-looped2x3", "base-looped2x3-keep-paper", "base-looped2x3-both-full"), ("preset",),
                finetune=True),
     Hypothesis("H5", "Does the recipe's distance from the paper's hide the findings: would fake grokking appear "
-               "with the paper's per-step decay lr·wd and augmentation ratio?", "fake_grokking"),
+               "with the paper's per-step decay lr·wd and augmentation ratio?", "fake_grokking",
+               ("paper-ratio-second-full", "paper-decay-second-full"), ("zero-from0-second-full",)),
 )
 
 HYPOTHESIS_READOUTS = {"lens": ("bridge_found_at_best", "chance_bridge_found"),  # OOD, at the best OOD evaluation
@@ -574,3 +576,10 @@ def hypothesis_table(search: pd.DataFrame, finetune_search: pd.DataFrame,
                      "runs": runs + (f" (beside {', '.join(h.against)})" if h.against else ""),
                      "measured": measured_text(h, table), "verdict": h.verdict(table)})
     return pd.DataFrame(rows, columns=["hypothesis", "question", "runs", "measured", "verdict"])
+
+
+def verdicts_text(table: pd.DataFrame) -> str:
+    """`hypothesis_table`'s verdicts grouped: "supported: H4; not supported: H1, H2, H3 and H5"."""
+    groups = table.groupby("verdict", sort=False).hypothesis.apply(list)
+    return "; ".join(f"{verdict}: {', '.join(names[:-1]) + ' and ' + names[-1] if len(names) > 1 else names[0]}"
+                     for verdict, names in groups.items()) or "no hypothesis is registered"
