@@ -70,3 +70,15 @@ def test_timed_step_is_the_training_step(bench):
         train_step(model, model, opt, ema, su.tokens[idx], su.labels[idx], su.cfg, lr_at(i, su.sched), su.autocast)
     for (name, a), b in zip(su.model.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_chapter_table_keeps_the_chapters_measured_so_far(tmp_path):
+    spec = importlib.util.spec_from_file_location("benchmarks_chapters", ROOT / "benchmarks" / "chapters.py")
+    chapters = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chapters)
+    out = tmp_path / "chapters.csv"
+    times = {"01_task": {"first_run_s": 8.6, "runs_in_store_s": 8.5}, "02_paths": {"first_run_s": 24.7}, "03": {}}
+    chapters.write_table(out, times, {"preset": "ci"})
+    rows = list(csv.DictReader(out.open()))
+    assert [r["chapter"] for r in rows] == ["01_task", "02_paths"]  # a chapter not yet run has no row
+    assert rows[1]["first_run_s"] == "24.7" and rows[1]["runs_in_store_s"] == "" and rows[1]["preset"] == "ci"

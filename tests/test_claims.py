@@ -211,8 +211,7 @@ def test_train_minutes_text_groups_the_runs():
 def test_chapter_times_text_reads_both_passes():
     table = pd.DataFrame({"chapter": ["01_task", "02_paths"], "first_run_s": [13.2, 75.0],
                           "runs_in_store_s": [12.4, 40.6]})
-    assert claims.chapter_times_text(table) == ("01_task 12 s (a first run, training its live runs: 13 s); 02_paths "
-                                                 "41 s (a first run, training its live runs: 75 s)")
+    assert claims.chapter_times_text(table) == "01_task 12 s (13 s on a first run); 02_paths 41 s (75 s on a first run)"
     assert claims.chapter_times_text(table.iloc[:0]) == "not measured"
     table.loc[1, "runs_in_store_s"] = float("nan")
     assert claims.chapter_times_text(table).endswith("; 02_paths 75 s as a first run")

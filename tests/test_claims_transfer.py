@@ -211,3 +211,9 @@ def test_the_glue_names_other_pages_read_are_still_set():
             source = sources[notebook]
             assert any(re.fullmatch(p, name) for p in glued(source)) or (
                 name in dynamic and "glue_values()" in source), f"{page.name}: {notebook} no longer glues {name}"
+
+
+def test_the_paper_query_counts_cover_figure_4s_bases_and_categories():
+    counts = paper.FIGURE4_QUERIES
+    assert list(counts.index) == list(paper.FIGURE4.base)
+    assert list(counts.columns) == list(claims.CATEGORIES) and (counts > 0).all().all()

@@ -265,8 +265,8 @@ def train_minutes_text(summary: pd.DataFrame) -> str:
 
 
 def chapter_times_text(table: pd.DataFrame) -> str:
-    """The wall time of each chapter from `benchmarks/chapters.py`'s table: "02_identical_paths 40 s (a first run,
-    training its live runs: 75 s); ..."."""
+    """The wall time of each chapter from `benchmarks/chapters.py`'s table, with its runs in the store and on a
+    first run that trains them: "02_identical_paths 40 s (75 s on a first run); ..."."""
     if table.empty:
         return "not measured"
 
@@ -276,7 +276,7 @@ def chapter_times_text(table: pd.DataFrame) -> str:
             return f"{r.chapter} {first:.0f} s as a first run" if pd.notna(first) else f"{r.chapter} not measured"
         if pd.isna(first):
             return f"{r.chapter} {again:.0f} s"
-        return f"{r.chapter} {again:.0f} s (a first run, training its live runs: {first:.0f} s)"
+        return f"{r.chapter} {again:.0f} s ({first:.0f} s on a first run)"
 
     return "; ".join(one(r) for r in table.itertuples())
 

@@ -28,6 +28,12 @@ FIGURE4 = pd.DataFrame([
 ], columns=["base", "new_atomic", "new_old_em", "new_old_bridge", "old_new_em", "old_new_bridge", "new_new_em",
             "new_new_bridge"])
 
+# Figure 4's test categories: how many queries each rate rests on, per base (reference code §2 and paper §8.3).
+FIGURE4_QUERIES = pd.DataFrame({"new_old": [16, 26, 33, 33, 16, 36], "old_new": [18, 35, 31, 28, 18, 29],
+                                "new_new": 3000},
+                               index=pd.Index(["natural", "both_hop_full", "first_hop_full", "second_hop_full",
+                                               "control", "both_hop_half"], name="base"))
+
 # What the paper states, per claim, with the number behind it.
 CLAIMS = pd.DataFrame([
     ("1", "natural grokking: fit, then bridge, then OOD answers", "T_fit 106k < T_bridge 311k < T_ood 396k"),

@@ -132,9 +132,15 @@ CANDIDATES: dict[str, tuple[str, dict[str, str], str]] = {
     "trm-first-full": ("first_hop_full", {**TRM, **ZERO_FROM0},
                        "the TRM first-hop-full (one reading of the paper's Figure 2C): OOD answers without the "
                        "bridge?"),
+    "trm-first-full-s1": ("first_hop_full", {**TRM, **ZERO_FROM0, "train.seed": "1", "data.seed": "1"},
+                          "the TRM first-hop-full, seed 1"),
     # hypothesis 5: the recipe at the paper's augmentation ratio and per-step decay
     "paper-ratio-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, "data.aug_k": "6"},
-                                "second-hop-full adding 3.2% training rows (k=6), near the paper's 2.9%, instead of 8.8% (k=18)"),
+                                "second-hop-full adding 3.2% training rows (k=6), near the paper's 2.9%, instead of "
+                                "8.8% (k=18)"),
+    "paper-ratio-second-full-s1": ("second_hop_full", {**SMALL, **ZERO_FROM0, "data.aug_k": "6", "train.seed": "1",
+                                                       "data.seed": "1"},
+                                   "second-hop-full at the paper's augmentation ratio (k=6), seed 1"),
     "paper-decay-second-full": ("second_hop_full", {**SMALL, **ZERO_FROM0, "train.weight_decay": "0.04"},
                                 "second-hop-full at the paper's per-step decay lr*wd = 4e-5 (wd 0.04) instead of "
                                 "5e-4"),
