@@ -520,14 +520,15 @@ HYPOTHESES = (
                ("trm-e200-second-full",), ("e60-trm2x2-second-full-60k",)),
     Hypothesis("H3", "Is the paper's fake grokking its first-hop-full run (one reading of Figure 2C): does the TRM "
                "trained first-hop-full answer OOD queries without the bridge?", "fake_grokking",
-               ("trm-first-full",), ("e60-trm2x2-second-full", "e60-trm2x2-both-full")),
+               ("trm-first-full", "trm-first-full-s1"), ("e60-trm2x2-second-full", "e60-trm2x2-both-full")),
     Hypothesis("H4", "Does depth give Finding 3: do circuit bases with a third pass through the blocks compose new "
                "facts as the first hop (new+old)?", "new_old_composes",
                ("base-looped2x3", "base-looped2x3-keep-paper", "base-looped2x3-both-full"), ("preset",),
                finetune=True),
     Hypothesis("H5", "Does the recipe's distance from the paper's hide the findings: would fake grokking appear "
                "with the paper's per-step decay lr·wd and augmentation ratio?", "fake_grokking",
-               ("paper-ratio-second-full", "paper-decay-second-full"), ("zero-from0-second-full",)),
+               ("paper-ratio-second-full", "paper-ratio-second-full-s1", "paper-decay-second-full"),
+               ("zero-from0-second-full",)),
 )
 
 HYPOTHESIS_READOUTS = {"lens": ("bridge_found_at_best", "chance_bridge_found"),  # OOD, at the best OOD evaluation
