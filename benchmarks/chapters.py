@@ -70,5 +70,6 @@ def main() -> None:
                 write_table(args.out, times, stamp)
     print(f"wrote {args.out}")
 
+
 if __name__ == "__main__":
     main()

@@ -33,15 +33,15 @@ def patching(run: gc.Run, step: int | None = None) -> dict:
     share of OOD and ID test answers that follow a donor's bridge, over the stages after the embedding, patching the
     first-hop slots, and where it peaks; and on OOD queries, the share of correct answers whose bridge the entity-restricted lens shows
     and that patching uses."""
-    model, tail_of = run.load_model(step), gc.build_task(run.cfg).tail_of
-    out, qs = {}, gc.test_queries(run.cfg)
-    for short, q in (("ood", qs["OOD"]), ("iid", qs["ID"])):
-        profile = gc.patch_profile(model, q, tail_of, position=paths.FIRST_HOP).iloc[1:]  # the first stage
+    task, model, out = gc.build_task(run.cfg), run.load_model(step), {}
+    for short, split in (("ood", "test_inferred_ood"), ("iid", "test_inferred_iid")):
+        q = gc.experiments.split_queries(run.cfg, split, task)
+        profile = gc.patch_profile(model, q, task.tail_of, position=paths.FIRST_HOP).iloc[1:]  # the first stage
         best = profile.loc[profile.followed.idxmax()]  # is the input itself: any model that answers follows there
         out[f"{short}_patch_followed"] = round(float(best.followed), 4)
         out[f"{short}_patch_stage"] = best.stage
         if short == "ood":
-            rates = paths.bridge_rate_when_correct(model, q, tail_of)
+            rates = paths.bridge_rate_when_correct(model, q, task.tail_of)
             out.update({f"ood_{k}": round(v, 4) for k, v in rates.items() if k.endswith("_when_correct")})
     return out
 

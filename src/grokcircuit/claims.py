@@ -579,7 +579,8 @@ def readout_name(readout: str) -> str:
     return READOUT_NAMES.get(readout, readout.replace("_", " "))
 
 
-def _and(parts: Sequence[str]) -> str:
+def and_join(parts: Sequence[str]) -> str:
+    """The parts as a list in prose: "a", "a and b", "a, b and c"."""
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -672,8 +673,8 @@ def readout_text(levels: pd.DataFrame, regime: str, value: str = "final") -> str
     rows = levels[levels.regime == regime]
     if rows.empty:
         return "not measured (no committed curves)"
-    return _and([f"{readout_name(r)} {spread(g[value])} (untrained {spread(g.chance)})"
-                 for r, g in rows.groupby("readout", sort=False)])
+    return and_join([f"{readout_name(r)} {spread(g[value])} (untrained {spread(g.chance)})"
+                     for r, g in rows.groupby("readout", sort=False)])
 
 
 def fake_by_readout(metrics: pd.DataFrame, regime: str = "second_hop_full",
@@ -705,7 +706,7 @@ def fake_by_readout_text(table: pd.DataFrame) -> str:
         return "is not measured (no committed run)"
     parts = [f"in {int(g.holds.sum())} of {_seeds(len(g))} by {readout_name(r)} (which finds "
              f"{spread(g.id_final)} of the ID bridges)" for r, g in table.groupby("readout", sort=False)]
-    return "holds " + _and(parts)
+    return "holds " + and_join(parts)
 
 
 def open_runs(open_run: Callable[[str], Run], regimes: Sequence[str]) -> tuple[dict[str, Run], str]:
@@ -781,8 +782,8 @@ def patch_text(profiles: pd.DataFrame, queries: str) -> str:
     rows = profiles[profiles.queries == queries]
     if rows.empty:
         return NO_WEIGHTS
-    return _and([f"{name} {g.followed.max():.2f} (unpatched accuracy {g.clean.iloc[0]:.2f})"
-                 for name, g in rows.groupby("model", sort=False)])
+    return and_join([f"{name} {g.followed.max():.2f} (unpatched accuracy {g.clean.iloc[0]:.2f})"
+                     for name, g in rows.groupby("model", sort=False)])
 
 
 def when_correct(models: Mapping[str, torch.nn.Module], q: Queries, tail_of) -> pd.DataFrame:

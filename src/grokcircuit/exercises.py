@@ -19,7 +19,7 @@ import pandas as pd
 from .augment import REGIME_SPECS
 from .config import normalize_regime
 from .data import KGDataset, paths_to_items, two_hop_paths
-from .findings import FAKE_BRIDGE, FAKE_OOD
+from .findings import ANSWERS, CIRCUIT_BASES, FAKE_BRIDGE, FAKE_OOD
 from .flops import gpu_hours
 
 
@@ -167,7 +167,6 @@ def check_category(fn: Callable) -> None:
 
 def check_hop_asymmetry(prediction: dict[str, bool]) -> None:
     """Prediction, per category, of whether the paper's circuit bases answer it (exact match >= `ANSWERS`)."""
-    from .findings import ANSWERS, CIRCUIT_BASES
     from .paper import FIGURE4
     _expect(prediction is not None, "no prediction yet: replace the placeholder, run again")
     em, cats = FIGURE4.set_index("base").loc[list(CIRCUIT_BASES)], ("new_old", "old_new", "new_new")

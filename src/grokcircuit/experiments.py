@@ -16,7 +16,7 @@ from .encode import layout_of
 from .lens import Queries
 from .model import build_model
 from .runs import Run
-from .train import build_task, eval_queries, evaluate, get_or_train
+from .train import Task, build_task, eval_queries, evaluate, get_or_train
 
 
 def as_list(value: Any) -> list:
@@ -55,10 +55,10 @@ def committed_run(preset: str, regime: str, seed: int, finetune: bool = False) -
     return run
 
 
-def split_queries(cfg: RunConfig, split: str) -> Queries:
+def split_queries(cfg: RunConfig, split: str, task: Task | None = None) -> Queries:
     """The queries of one split of `cfg`'s task (a key of its probes, e.g. "test_inferred_ood"), laid out for
-    its architecture."""
-    task = build_task(cfg)
+    its architecture; pass `task` (`build_task(cfg)`) to reuse one already built."""
+    task = task or build_task(cfg)
     if split not in task.probes:
         raise ConfigError(f"no split {split!r}: one of {', '.join(task.probes)}")
     return Queries.build(task.probes[split], layout_of(cfg.model.arch), task.entities, task.relations)
@@ -67,8 +67,9 @@ def split_queries(cfg: RunConfig, split: str) -> Queries:
 def test_queries(cfg: RunConfig) -> dict[str, Queries]:
     """A pretraining run's two-hop test queries, all of them: "OOD" (test_inferred_ood) and "ID"
     (test_inferred_iid, compositions of ID facts never trained)."""
-    return {name: split_queries(cfg, split) for name, split in (("OOD", "test_inferred_ood"),
-                                                                 ("ID", "test_inferred_iid"))}
+    task = build_task(cfg)
+    return {name: split_queries(cfg, split, task) for name, split in (("OOD", "test_inferred_ood"),
+                                                                       ("ID", "test_inferred_iid"))}
 
 
 def _collect(configs: Iterable[tuple[str, str, int, RunConfig]], progress: bool) -> tuple[pd.DataFrame, dict]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .claims import as_bool, name_of
+from .claims import and_join, as_bool, name_of
 from .config import from_dict
 from .findings import (COMPOSES, CRITERIA, FITTING, LENS, MAX_FALL, OOD_HALF, curve, fake_evaluations,
                        fall_after_fit)
@@ -588,5 +588,5 @@ def hypothesis_table(search: pd.DataFrame, finetune_search: pd.DataFrame,
 def verdicts_text(table: pd.DataFrame) -> str:
     """`hypothesis_table`'s verdicts grouped: "supported: H4; not supported: H1, H2, H3 and H5"."""
     groups = table.groupby("verdict", sort=False).hypothesis.apply(list)
-    return "; ".join(f"{verdict}: {', '.join(names[:-1]) + ' and ' + names[-1] if len(names) > 1 else names[0]}"
-                     for verdict, names in groups.items()) or "no hypothesis is registered"
+    return "; ".join(f"{verdict}: {and_join(names)}" for verdict, names in groups.items()) or \
+        "no hypothesis is registered"
